@@ -1,0 +1,359 @@
+//! Configuration from the environment, validated before the port opens.
+//!
+//! Cloud Run injects `PORT` and expects the container to listen on `0.0.0.0:$PORT`
+//! (<https://cloud.google.com/run/docs/container-contract>). Everything else has a default that
+//! suits Cloud Run. The parser takes a lookup function, so tests feed a map and never touch the
+//! process environment.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tracing_subscriber::filter::Targets;
+
+/// Port to listen on; set by Cloud Run.
+pub const ENV_PORT: &str = "PORT";
+/// Log filter: a level (`info`) or `target=level` directives (`info,hyper_cloudrun=debug`).
+pub const ENV_LOG_FILTER: &str = "RUST_LOG";
+/// `json` (one Cloud Logging object per line) or `text` (for people).
+pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
+/// How long in-flight requests may take to finish after SIGTERM.
+pub const ENV_SHUTDOWN_GRACE: &str = "SHUTDOWN_GRACE";
+/// How long a client may take to send its request headers.
+pub const ENV_HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
+/// Google Cloud project id; enables trace correlation in logs.
+pub const ENV_GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_LOG_FILTER: &str = "info";
+/// Cloud Run sends SIGKILL 10 s after SIGTERM; 8 s leaves time to log and exit.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Cloud Run's own limit between SIGTERM and SIGKILL: a longer grace could never be honoured.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything the process needs, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub server: ServerConfig,
+    /// Set when `GOOGLE_CLOUD_PROJECT` is: trace headers then turn into log fields.
+    pub project_id: Option<String>,
+}
+
+/// What the server itself needs; tests build this directly.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub project_id: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            project_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A configuration error: names the variable and the value, in lowercase, on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    Port(String),
+    LogFilter(String, String),
+    LogFormat(String),
+    Duration {
+        var: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    ProjectId(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Port(v) => write!(
+                f,
+                "invalid {ENV_PORT}={v:?}: expected a port number from 1 to 65535"
+            ),
+            Self::LogFilter(v, e) => write!(
+                f,
+                "invalid {ENV_LOG_FILTER}={v:?}: {e} (expected e.g. \"info\" or \"warn,hyper_cloudrun=debug\")"
+            ),
+            Self::LogFormat(v) => write!(
+                f,
+                "invalid {ENV_LOG_FORMAT}={v:?}: expected \"json\" or \"text\""
+            ),
+            Self::Duration { var, value, why } => write!(f, "invalid {var}={value:?}: {why}"),
+            Self::ProjectId(v) => write!(
+                f,
+                "invalid {ENV_GOOGLE_CLOUD_PROJECT}={v:?}: expected a project id (letters, digits, '-', '.', ':')"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses the configuration through `lookup` (production passes `std::env::var`).
+    /// An empty variable counts as unset, as in most container tooling.
+    pub fn from_lookup<F>(lookup: F) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+
+        let port = match get(ENV_PORT) {
+            None => DEFAULT_PORT,
+            Some(v) => parse_port(&v)?,
+        };
+        let log_filter = get(ENV_LOG_FILTER).unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+        parse_log_filter(&log_filter)?;
+        let log_format = match get(ENV_LOG_FORMAT) {
+            None => LogFormat::Json,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                _ => return Err(ConfigError::LogFormat(v)),
+            },
+        };
+        let shutdown_grace = match get(ENV_SHUTDOWN_GRACE) {
+            None => DEFAULT_SHUTDOWN_GRACE,
+            Some(v) => {
+                let d = parse_duration(ENV_SHUTDOWN_GRACE, &v)?;
+                if d > MAX_SHUTDOWN_GRACE {
+                    return Err(ConfigError::Duration {
+                        var: ENV_SHUTDOWN_GRACE,
+                        value: v,
+                        why: "must be at most 10s, Cloud Run's SIGTERM-to-SIGKILL window",
+                    });
+                }
+                d
+            }
+        };
+        let header_read_timeout = match get(ENV_HEADER_READ_TIMEOUT) {
+            None => DEFAULT_HEADER_READ_TIMEOUT,
+            Some(v) => {
+                let d = parse_duration(ENV_HEADER_READ_TIMEOUT, &v)?;
+                if d.is_zero() {
+                    return Err(ConfigError::Duration {
+                        var: ENV_HEADER_READ_TIMEOUT,
+                        value: v,
+                        why: "must be greater than zero",
+                    });
+                }
+                d
+            }
+        };
+        let project_id = match get(ENV_GOOGLE_CLOUD_PROJECT) {
+            None => None,
+            Some(v) if is_project_id(&v) => Some(v),
+            Some(v) => return Err(ConfigError::ProjectId(v)),
+        };
+
+        Ok(Self {
+            port,
+            log_filter,
+            log_format,
+            server: ServerConfig {
+                shutdown_grace,
+                header_read_timeout,
+                project_id: project_id.clone(),
+            },
+            project_id,
+        })
+    }
+
+    /// `0.0.0.0:$PORT`: Cloud Run's proxy reaches the container from outside its loopback, so
+    /// binding 127.0.0.1 would answer nothing (the 502 in the article's pitfalls).
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, self.port))
+    }
+}
+
+/// `PORT`: decimal 1–65535, surrounding whitespace tolerated. `0` is accepted too: it asks the
+/// kernel for a free port, which tests use; Cloud Run never sends it.
+pub fn parse_port(value: &str) -> Result<u16, ConfigError> {
+    let t = value.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfigError::Port(value.to_owned()));
+    }
+    t.parse::<u16>()
+        .map_err(|_| ConfigError::Port(value.to_owned()))
+}
+
+/// Checks a `RUST_LOG` value: `Targets` syntax (`level` or `target=level` lists), no regex.
+pub fn parse_log_filter(value: &str) -> Result<Targets, ConfigError> {
+    value
+        .parse::<Targets>()
+        .map_err(|e| ConfigError::LogFilter(value.to_owned(), e.to_string()))
+}
+
+/// A duration: a whole number with a unit `ms` or `s`, or a bare number of seconds
+/// (`8`, `8s`, `500ms`).
+pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let bad = |why| ConfigError::Duration {
+        var,
+        value: value.to_owned(),
+        why,
+    };
+    let t = value.trim();
+    let (digits, millis) = if let Some(d) = t.strip_suffix("ms") {
+        (d, true)
+    } else if let Some(d) = t.strip_suffix('s') {
+        (d, false)
+    } else {
+        (t, false)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(
+            "expected a whole number of seconds or milliseconds, e.g. \"8s\" or \"500ms\"",
+        ));
+    }
+    let n: u64 = digits.parse().map_err(|_| bad("number too large"))?;
+    Ok(if millis {
+        Duration::from_millis(n)
+    } else {
+        Duration::from_secs(n)
+    })
+}
+
+/// Project ids are 6–30 lowercase letters, digits and hyphens; legacy domain-scoped ids add
+/// `.` and `:`. Checked loosely, only so that nothing odd ends up inside a log field.
+fn is_project_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 100
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_suit_cloud_run() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.listen_addr().to_string(), "0.0.0.0:8080");
+        assert_eq!(c.log_filter, "info");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.server.shutdown_grace, Duration::from_secs(8));
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.project_id, None);
+    }
+
+    #[test]
+    fn port_is_read_from_the_environment() {
+        assert_eq!(parse(&[("PORT", "9090")]).unwrap().port, 9090);
+        assert_eq!(parse(&[("PORT", " 65535 ")]).unwrap().port, 65535);
+        assert_eq!(parse(&[("PORT", "0")]).unwrap().port, 0);
+    }
+
+    #[test]
+    fn empty_port_falls_back_to_default() {
+        assert_eq!(parse(&[("PORT", "")]).unwrap().port, 8080);
+    }
+
+    #[test]
+    fn bad_port_names_the_variable_and_the_value() {
+        for bad in [
+            "eighty",
+            "65536",
+            "-1",
+            "+80",
+            "80.0",
+            "8080x",
+            "99999999999999999999",
+        ] {
+            let err = parse(&[("PORT", bad)]).unwrap_err();
+            assert_eq!(err, ConfigError::Port(bad.to_owned()));
+            let msg = err.to_string();
+            assert!(msg.contains("PORT") && msg.contains(bad), "{msg}");
+            assert!(!msg.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn log_format_accepts_json_and_text_only() {
+        assert_eq!(
+            parse(&[("LOG_FORMAT", "TEXT")]).unwrap().log_format,
+            LogFormat::Text
+        );
+        assert_eq!(
+            parse(&[("LOG_FORMAT", "json")]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let err = parse(&[("LOG_FORMAT", "yaml")]).unwrap_err();
+        assert!(err.to_string().contains("LOG_FORMAT=\"yaml\""));
+    }
+
+    #[test]
+    fn log_filter_takes_levels_and_targets() {
+        for ok in [
+            "debug",
+            "warn,hyper_cloudrun=debug",
+            "hyper_cloudrun::server=trace",
+        ] {
+            assert_eq!(parse(&[("RUST_LOG", ok)]).unwrap().log_filter, ok);
+        }
+        let err = parse(&[("RUST_LOG", "info,hyper=loud")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid RUST_LOG=\"info,hyper=loud\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_take_seconds_or_milliseconds() {
+        let c = parse(&[("SHUTDOWN_GRACE", "3"), ("HEADER_READ_TIMEOUT", "250ms")]).unwrap();
+        assert_eq!(c.server.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(c.server.header_read_timeout, Duration::from_millis(250));
+        let c = parse(&[("SHUTDOWN_GRACE", "0s")]).unwrap();
+        assert_eq!(c.server.shutdown_grace, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_durations_are_rejected() {
+        for bad in ["soon", "1.5s", "-1s", "s", "ms", "10m"] {
+            let err = parse(&[("SHUTDOWN_GRACE", bad)]).unwrap_err();
+            assert!(err.to_string().contains("SHUTDOWN_GRACE"), "{err}");
+        }
+        let err = parse(&[("SHUTDOWN_GRACE", "11s")]).unwrap_err();
+        assert!(err.to_string().contains("at most 10s"), "{err}");
+        let err = parse(&[("HEADER_READ_TIMEOUT", "0")]).unwrap_err();
+        assert!(err.to_string().contains("greater than zero"), "{err}");
+    }
+
+    #[test]
+    fn project_id_enables_trace_correlation() {
+        let c = parse(&[("GOOGLE_CLOUD_PROJECT", "my-project-123")]).unwrap();
+        assert_eq!(c.project_id.as_deref(), Some("my-project-123"));
+        assert_eq!(c.server.project_id.as_deref(), Some("my-project-123"));
+        let err = parse(&[("GOOGLE_CLOUD_PROJECT", "a\"b")]).unwrap_err();
+        assert!(err.to_string().contains("GOOGLE_CLOUD_PROJECT"));
+    }
+}

@@ -1,0 +1,17 @@
+//! A bare hyper 1 service that keeps Cloud Run's container contract.
+//!
+//! - [`config`]: environment variables, validated before the port opens.
+//! - [`telemetry`]: one JSON object per line for Cloud Logging, or plain text.
+//! - [`trace`]: `traceparent` / `X-Cloud-Trace-Context` parsing for log correlation.
+//! - [`routes`]: the handlers, a `match` on method and path.
+//! - [`server`]: accept loop, HTTP/1.1 + h2c, graceful drain under a deadline.
+//! - [`shutdown`]: SIGTERM / SIGINT, installed eagerly because the binary is PID 1.
+//! - [`runtime`]: a current-thread or multi-thread tokio runtime sized to the CPUs we get.
+
+pub mod config;
+pub mod routes;
+pub mod runtime;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
