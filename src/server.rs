@@ -86,9 +86,11 @@ where
         tokio::spawn(async move {
             // hyper's header timeout starts once it knows the protocol; a client that sends
             // nothing at all would otherwise hold the socket forever.
+            // (`readable()` may report a fresh socket ready at once; `peek` waits for a byte.)
+            let mut first = [0u8; 1];
             if !matches!(
-                tokio::time::timeout(first_byte_timeout, stream.readable()).await,
-                Ok(Ok(()))
+                tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
             ) {
                 debug!(%peer, "connection closed before its first byte");
                 return;

@@ -1,0 +1,246 @@
+//! The compiled binary as a user runs it: configuration errors, the startup line, logs, and
+//! signals.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::Process;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hyper-cloudrun");
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Runs the binary with `env` only until it exits (killed after 5 s, which fails the caller's
+/// exit-code assertion); returns (exit code, stdout, stderr).
+fn run_to_exit(env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Sends one raw HTTP/1.1 request with `Connection: close` and returns the whole reply.
+async fn raw(addr: std::net::SocketAddr, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("reply within 5 s")
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn bad_port_prints_one_line_naming_it_and_exits_64() {
+    for bad in ["eighty", "65536", "-1", "80 80"] {
+        let (code, stdout, stderr) = run_to_exit(&[("PORT", bad)]);
+        assert_eq!(code, Some(64), "PORT={bad}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("PORT") && stderr.contains(bad), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn every_bad_setting_is_refused_before_the_port_opens() {
+    for (var, value) in [
+        ("LOG_FORMAT", "yaml"),
+        ("RUST_LOG", "info,x=loud"),
+        ("SHUTDOWN_GRACE", "forever"),
+        ("SHUTDOWN_GRACE", "30s"),
+        ("HEADER_READ_TIMEOUT", "0"),
+        ("GOOGLE_CLOUD_PROJECT", "not a project"),
+    ] {
+        // With PORT=0 a server that got as far as binding would run until killed.
+        let (code, _, stderr) = run_to_exit(&[("PORT", "0"), (var, value)]);
+        assert_eq!(code, Some(64), "{var}={value}: {stderr}");
+        assert!(stderr.contains(var) && stderr.contains(value), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn startup_line_is_json_with_the_bound_address_on_all_interfaces() {
+    let mut p = Process::start(&[]);
+    let line = p
+        .wait_for(|l| l.contains("listening"), Duration::from_secs(1))
+        .unwrap();
+    assert!(line.starts_with(r#"{"severity":"INFO","time":""#), "{line}");
+    assert!(line.contains(r#""message":"listening""#), "{line}");
+    assert!(
+        line.contains(&format!(r#""addr":"0.0.0.0:{}""#, p.port)),
+        "must bind 0.0.0.0, not loopback: {line}"
+    );
+    assert!(line.ends_with('}'));
+}
+
+#[test]
+fn text_format_is_for_people() {
+    let mut p = Process::start(&[("LOG_FORMAT", "text")]);
+    let line = p
+        .wait_for(|l| l.contains("listening"), Duration::from_secs(1))
+        .unwrap();
+    assert!(!line.starts_with('{'), "{line}");
+    assert!(line.contains(" INFO listening addr=0.0.0.0:"), "{line}");
+}
+
+#[tokio::test]
+async fn sigterm_mid_request_completes_the_response_and_exits_0() {
+    let mut p = Process::start(&[]);
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    p.signal("TERM");
+    p.wait_for(|l| l.contains("draining"), Duration::from_secs(5))
+        .expect("a draining line");
+    s.write_all(b"world").await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.ends_with("\r\n\r\nhelloworld"), "{reply}");
+    let status = p.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+    let lines = p.drain_lines().join("\n");
+    assert!(lines.contains(r#""signal":"SIGTERM""#), "{lines}");
+    assert!(
+        lines.contains(r#""message":"drained","connections":1"#),
+        "{lines}"
+    );
+}
+
+#[test]
+fn sigint_stops_an_idle_server_with_exit_0() {
+    let mut p = Process::start(&[]);
+    p.signal("INT");
+    assert_eq!(p.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    assert!(p.drain_lines().join("\n").contains(r#""signal":"SIGINT""#));
+}
+
+#[tokio::test]
+async fn request_lines_carry_the_cloud_trace_when_a_project_is_set() {
+    let mut p = Process::start(&[("GOOGLE_CLOUD_PROJECT", "my-proj"), ("RUST_LOG", "debug")]);
+    let reply = raw(
+        p.addr(),
+        &format!(
+            "GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\ntraceparent: 00-{TRACE}-00f067aa0ba902b7-01\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK"));
+    let line = p
+        .wait_for(
+            |l| l.contains(r#""message":"request""#),
+            Duration::from_secs(5),
+        )
+        .expect("a debug access line");
+    assert!(line.contains(r#""severity":"DEBUG""#), "{line}");
+    assert!(line.contains(r#""path":"/healthz","status":200"#), "{line}");
+    assert!(
+        line.contains(&format!(
+            r#""logging.googleapis.com/trace":"projects/my-proj/traces/{TRACE}""#
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#""logging.googleapis.com/spanId":"00f067aa0ba902b7""#),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#""logging.googleapis.com/trace_sampled":true"#),
+        "{line}"
+    );
+
+    // The legacy header's span id is decimal and comes out as 16 hex digits.
+    raw(
+        p.addr(),
+        &format!(
+            "GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\nx-cloud-trace-context: {TRACE}/67667974448284343;o=0\r\n\r\n"
+        ),
+    )
+    .await;
+    let line = p
+        .wait_for(
+            |l| l.contains(r#""path":"/","status":200"#),
+            Duration::from_secs(5),
+        )
+        .expect("a second access line");
+    assert!(
+        line.contains(r#""logging.googleapis.com/spanId":"00f067aa0ba902b7""#),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#""logging.googleapis.com/trace_sampled":false"#),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn requests_are_not_logged_at_the_default_level() {
+    let mut p = Process::start(&[("GOOGLE_CLOUD_PROJECT", "my-proj")]);
+    let reply = raw(
+        p.addr(),
+        &format!(
+            "GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\ntraceparent: 00-{TRACE}-00f067aa0ba902b7-01\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK"));
+    p.signal("TERM");
+    p.wait_exit(Duration::from_secs(5));
+    let lines = p.drain_lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("\"request\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.starts_with('{') && l.ends_with('}')),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_header_read_timeout_is_configurable() {
+    let p = Process::start(&[("HEADER_READ_TIMEOUT", "200ms")]);
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    // Closed (EOF, reset, or a 408 followed by close) well before the 10 s default.
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after 3 s");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
