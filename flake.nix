@@ -1,0 +1,137 @@
+# Wiring only: inputs, the systems, and per-system calls of ./nix/*.nix. Each file says what
+# it builds and what its settings cost.
+{
+  description = "hyper 1 service for Google Cloud Run: static musl binary in a binary-only OCI image";
+
+  inputs = {
+    # crane (below) needs nixpkgs >= 26.05 and Nix >= 2.31.2.
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+    # crane has no inputs of its own, so there is nothing to `follows`.
+    crane.url = "github:ipetkov/crane";
+    rust-overlay = {
+      url = "github:oxalica/rust-overlay";
+      # One nixpkgs in the lock, not two.
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+    # Data for `cargo audit`, pinned like code: the audit check reruns when it is bumped.
+    advisory-db = {
+      url = "github:rustsec/advisory-db";
+      flake = false;
+    };
+  };
+
+  outputs =
+    {
+      self,
+      nixpkgs,
+      crane,
+      rust-overlay,
+      advisory-db,
+    }:
+    let
+      inherit (nixpkgs) lib;
+
+      # The package, the image and the checks that build them exist only here: Cloud Run runs
+      # linux/amd64, and the musl build, the image and the VM test need an x86_64-linux builder.
+      linux = "x86_64-linux";
+      # The dev shell, formatting and deploy work everywhere.
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+
+      cargoToml = lib.importTOML ./Cargo.toml;
+      # For the image labels. An image built from a dirty tree says "dirty", not self.dirtyRev,
+      # so uncommitted rebuilds stay byte-identical.
+      revision = self.rev or "dirty";
+      # Set `package.repository` in Cargo.toml to replace the placeholder.
+      source = cargoToml.package.repository or "https://github.com/OWNER/hyper-cloudrun";
+
+      perSystem =
+        system:
+        let
+          pkgs = import nixpkgs {
+            inherit system;
+            overlays = [ rust-overlay.overlays.default ];
+          };
+          # callPackage for files returning a set of outputs: drop the `override` helpers it
+          # adds, which `nix flake check` would reject as non-derivation outputs.
+          callOutputs =
+            file: args:
+            builtins.removeAttrs (pkgs.callPackage file args) [
+              "override"
+              "overrideDerivation"
+            ];
+
+          toolchain = pkgs.callPackage ./nix/toolchain.nix { rustToolchainFile = ./rust-toolchain.toml; };
+          craneLib = (crane.mkLib pkgs).overrideToolchain toolchain.build;
+          devCraneLib = (crane.mkLib pkgs).overrideToolchain toolchain.dev;
+
+          crate = callOutputs ./nix/crate.nix {
+            inherit craneLib;
+            root = ./.;
+            cargoTarget = toolchain.target;
+          };
+          package = pkgs.callPackage ./nix/package.nix {
+            inherit craneLib;
+            inherit (crate) commonArgs cargoArtifacts;
+          };
+          image = pkgs.callPackage ./nix/image.nix { inherit package source revision; };
+          isLinux = system == linux;
+        in
+        {
+          packages = lib.optionalAttrs isLinux {
+            default = package;
+            inherit image;
+            # `$(nix build --print-out-paths .#image-stream) | docker load`: a script that
+            # streams the same image; the tarball itself never lands in the store.
+            image-stream = image.stream;
+          };
+
+          checks =
+            callOutputs ./nix/checks.nix {
+              inherit craneLib advisory-db crate;
+              root = ./.;
+              package = if isLinux then package else null;
+            }
+            // lib.optionalAttrs isLinux {
+              image = pkgs.callPackage ./nix/image-check.nix {
+                inherit
+                  image
+                  package
+                  source
+                  revision
+                  ;
+              };
+              image-vm = pkgs.callPackage ./nix/vm-test.nix { inherit image; };
+            };
+
+          devShells.default = pkgs.callPackage ./nix/shell.nix { inherit devCraneLib; };
+
+          apps = callOutputs ./nix/apps.nix {
+            inherit (crate.commonArgs) pname;
+            image = if isLinux then image else null;
+          };
+
+          # `nix fmt`: nixpkgs' nixfmt wrapper for whole trees (treefmt running nixfmt on *.nix).
+          formatter = pkgs.nixfmt-tree;
+        };
+
+      bySystem = lib.genAttrs systems perSystem;
+      collect = output: lib.mapAttrs (_: outputs: outputs.${output}) bySystem;
+    in
+    {
+      packages = collect "packages";
+      checks = collect "checks";
+      devShells = collect "devShells";
+      apps = collect "apps";
+      formatter = collect "formatter";
+
+      templates.default = {
+        path = ./.;
+        description = "hyper 1 service for Cloud Run: crane musl build, binary-only image, checks, push and deploy apps";
+      };
+    };
+}

@@ -1,0 +1,58 @@
+# `nix run .#push` and `nix run .#deploy`: ship without a Docker daemon. The scripts are
+# nix/push.sh and nix/deploy.sh; writeShellApplication pins their tools (runtimeInputs),
+# shellchecks them at build time and runs them with errexit, nounset and pipefail.
+#
+# push exists only where the image is built (x86_64-linux); deploy needs only gcloud and is
+# offered on every system (e.g. deploy from a Mac what CI pushed).
+{
+  lib,
+  writeShellApplication,
+  coreutils,
+  google-cloud-sdk,
+  skopeo,
+  pname,
+  image ? null,
+}:
+let
+  # Where push records IMAGE@DIGEST for deploy; expanded at run time, per user.
+  stateFile = ''"''${XDG_STATE_HOME:-$HOME/.local/state}/${pname}/last-push"'';
+
+  app = drv: description: {
+    type = "app";
+    program = lib.getExe drv;
+    meta = { inherit description; };
+  };
+
+  deploy = writeShellApplication {
+    name = "${pname}-deploy";
+    runtimeInputs = [ google-cloud-sdk ];
+    text = ''
+      state_file=${stateFile}
+    ''
+    + builtins.readFile ./deploy.sh;
+  };
+
+  push = writeShellApplication {
+    name = "${pname}-push";
+    runtimeInputs = [
+      coreutils
+      google-cloud-sdk
+      skopeo
+    ];
+    text = ''
+      ${lib.toShellVars {
+        image = "${image}";
+        tag = image.imageTag;
+        default_policy = "${skopeo}/etc/containers/default-policy.json";
+      }}
+      state_file=${stateFile}
+    ''
+    + builtins.readFile ./push.sh;
+  };
+in
+{
+  deploy = app deploy "gcloud run deploy SERVICE by digest, with GOOGLE_CLOUD_PROJECT set";
+}
+// lib.optionalAttrs (image != null) {
+  push = app push "Push the image to Artifact Registry with skopeo; prints IMAGE@DIGEST";
+}

@@ -1,0 +1,156 @@
+# checks.image: proves the image without Docker, inside the build sandbox. Unpacks the tarball,
+# asserts one layer, the exact file list and the config, then starts the entrypoint from the
+# unpacked root (twice: normal, then read-only) on loopback and checks /, /healthz and a clean
+# exit 0 after SIGTERM. The sandbox has its own network namespace, so the fixed ports below
+# cannot collide with anything on the builder.
+{
+  lib,
+  runCommand,
+  curl,
+  file,
+  jq,
+  image,
+  package,
+  source,
+  revision,
+}:
+let
+  exe = package.meta.mainProgram;
+  expected = {
+    repoTag = "${image.imageName}:${image.imageTag}";
+    # One line per layer entry, `tar -t` order (sorted by name), leading "./" removed.
+    files = [
+      "bin/"
+      "bin/${exe}"
+      "tmp/"
+    ];
+    labels = {
+      "org.opencontainers.image.title" = package.pname;
+      "org.opencontainers.image.version" = package.version;
+      "org.opencontainers.image.source" = source;
+      "org.opencontainers.image.revision" = revision;
+    };
+  };
+in
+runCommand "${package.pname}-image-check"
+  {
+    nativeBuildInputs = [
+      curl
+      file
+      jq
+    ];
+    expectedRepoTag = expected.repoTag;
+    expectedFiles = lib.concatLines expected.files;
+    expectedLabels = builtins.toJSON expected.labels;
+  }
+  ''
+    set -euo pipefail
+    fail() { echo "FAIL $*" >&2; exit 1; }
+    ok() { echo "ok   $*"; }
+    # assert DESCRIPTION JQ-ARGS… : jq -e must succeed
+    assert() { local what=$1; shift; jq -e "$@" >/dev/null || fail "$what"; ok "$what"; }
+
+    mkdir -p $out unpacked rootfs
+    tar -xf ${image} -C unpacked
+    cd unpacked
+
+    assert "one image, exactly one layer" 'length == 1 and (.[0].Layers | length) == 1' manifest.json
+    assert "repo tag $expectedRepoTag" --arg t "$expectedRepoTag" '.[0].RepoTags == [$t]' manifest.json
+    config=$(jq -r '.[0].Config' manifest.json)
+    layer=$(jq -r '.[0].Layers[0]' manifest.json)
+
+    assert "Entrypoint exec form /bin/${exe}" '.config.Entrypoint == ["/bin/${exe}"]' "$config"
+    assert "no Cmd" '.config | has("Cmd") | not' "$config"
+    assert "User 65534:65534" '.config.User == "65534:65534"' "$config"
+    assert "User numeric, non-root" '.config.User | test("^[1-9][0-9]*:[1-9][0-9]*$")' "$config"
+    assert "ExposedPorts 8080/tcp only" '.config.ExposedPorts == {"8080/tcp": {}}' "$config"
+    assert "architecture amd64" '.architecture == "amd64"' "$config"
+    assert "os linux" '.os == "linux"' "$config"
+    assert "fixed created date" '.created | startswith("1970-01-01T00:00:01")' "$config"
+    assert "OCI labels" --argjson want "$expectedLabels" '.config.Labels == $want' "$config"
+    assert "config names no store path" \
+      '[.config | .. | strings | select(contains("${builtins.storeDir}"))] | length == 0' "$config"
+
+    # Exact file list: nothing but the binary and /tmp (no /nix, no shell, no /etc).
+    tar -tf "$layer" | sed -e 's|^\./||' -e '/^$/d' > $out/files
+    diff -u <(printf '%s' "$expectedFiles") $out/files || fail "layer file list"
+    ok "layer holds exactly: $(tr '\n' ' ' < $out/files)"
+
+    # Types, modes, owners from the tar headers (extraction as non-root would mask them).
+    tar --numeric-owner -tvf "$layer" > $out/listing
+    cat $out/listing
+    ! grep -Ev '^[-d]' $out/listing || fail "only regular files and directories"
+    ! grep -E '^.{3}[sS]|^.{6}[sS]' $out/listing || fail "no setuid/setgid files"
+    ! awk '$2 != "0/0"' $out/listing | grep . || fail "everything owned by 0/0"
+    grep -Eq '^-r.xr.xr.x .* \./bin/${exe}$' $out/listing || fail "bin/${exe} executable by all"
+    grep -Eq '^drwxrwxrwt .* \./tmp/$' $out/listing || fail "tmp is 1777"
+    ok "modes and owners"
+
+    tar -xf "$layer" -C ../rootfs
+    cd ..
+    root=$PWD/rootfs
+    cmp "$root/bin/${exe}" ${lib.getExe package} || fail "image binary differs from the package"
+    ok "image binary is the package's binary"
+    info=$(file --brief "$root/bin/${exe}")
+    case "$info" in
+      *"dynamically linked"* | *interpreter*) fail "binary is dynamically linked: $info" ;;
+    esac
+    ok "binary is static: $info"
+
+    entry=$root$(jq -r '.config.Entrypoint[0]' "unpacked/$config")
+
+    # run NAME PORT: start the entrypoint with an empty environment plus PORT (as a container
+    # would), wait for readiness, check both routes, SIGTERM, expect exit 0 within 10 s.
+    run() {
+      local name=$1 port=$2 base="http://127.0.0.1:$2" pid timer finished ready="" status=0
+      local code body start elapsed
+      env -i PORT="$port" TMPDIR="$root/tmp" "$entry" >"$out/$name.stdout" 2>"$out/$name.stderr" &
+      pid=$!
+      for _ in $(seq 100); do
+        if curl -fsS --max-time 2 -o /dev/null "$base/healthz" 2>/dev/null; then
+          ready=1
+          break
+        fi
+        sleep 0.1
+      done
+      [ -n "$ready" ] || { cat "$out/$name.stderr" >&2; fail "$name: not serving within 10 s"; }
+
+      code=$(curl -sS --max-time 5 -o "$out/$name.root-body" -w '%{http_code}' "$base/")
+      [ "$code" = 200 ] || fail "$name: GET / returned $code"
+      ok "$name: GET / 200"
+      code=$(curl -sS --max-time 5 -o "$out/$name.healthz-body" -w '%{http_code}' "$base/healthz")
+      body=$(cat "$out/$name.healthz-body")
+      [ "$code" = 200 ] && [ "$body" = ok ] || fail "$name: GET /healthz returned $code '$body'"
+      ok "$name: GET /healthz 200 ok"
+
+      # Cloud Run's contract: SIGTERM, then SIGKILL 10 s later. `wait -n -p` returns as soon as
+      # either the service or the 10 s timer ends and says which (kill -0 would also succeed
+      # on an exited, not yet reaped process).
+      start=$(date +%s%N)
+      kill -TERM "$pid"
+      sleep 10 &
+      timer=$!
+      wait -n -p finished "$pid" "$timer" || status=$?
+      elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+      if [ "$finished" != "$pid" ]; then
+        kill -KILL "$pid"
+        fail "$name: still running 10 s after SIGTERM"
+      fi
+      kill "$timer"
+      wait "$timer" || true
+      [ "$status" = 0 ] || fail "$name: exit status $status after SIGTERM"
+      ok "$name: SIGTERM -> exit 0 after $elapsed ms"
+
+      # Cloud Logging reads one JSON object per stdout line.
+      [ -s "$out/$name.stdout" ] || fail "$name: no log lines on stdout"
+      jq -s -e 'all(.[]; type == "object")' "$out/$name.stdout" >/dev/null \
+        || fail "$name: stdout is not JSON lines"
+      ok "$name: stdout is JSON lines ($(wc -l < "$out/$name.stdout") lines)"
+    }
+
+    run writable 18080
+    # Read-only root, /tmp included: the service needs no writable filesystem.
+    chmod -R a-w "$root"
+    run read-only 18081
+    chmod -R u+w "$root"
+  ''
