@@ -11,13 +11,16 @@ let
   # A README, workflow or *.nix edit therefore changes no derivation below and rebuilds nothing.
   # Cost: any other file a build or test needs (include_str! assets, fixtures) must be added
   # here by name; the tests need none today.
-  # tests/scratch-root.sh needs root and is run by hand, never in the sandbox. It is not a
-  # cargo file and so not selected anyway; the explicit difference keeps it out should the
-  # selection ever widen. Nothing else is excluded.
+  # Left out as well, so that editing them rebuilds nothing: fuzz/ (its own cargo workspace,
+  # run with `cargo fuzz`, not part of this build) and tests/scratch-root.sh (needs root, so
+  # .ci/run runs it, never the sandbox; not a cargo file, excluded should the selection widen).
   src = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.difference (craneLib.fileset.commonCargoSources root) (
-      lib.fileset.maybeMissing (root + "/tests/scratch-root.sh")
+      lib.fileset.unions [
+        (lib.fileset.maybeMissing (root + "/fuzz"))
+        (lib.fileset.maybeMissing (root + "/tests/scratch-root.sh"))
+      ]
     );
   };
 

@@ -11,9 +11,13 @@
 //! Handlers never fail: every outcome is a status code, so hyper never aborts a connection
 //! because of us.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use hyper::body::Body;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -26,24 +30,101 @@ const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=ut
 const ALLOW_GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
 const ALLOW_POST: HeaderValue = HeaderValue::from_static("POST");
 
-pub type ResponseBody = Full<Bytes>;
+/// The most a response body hands hyper at a time. hyper copies HTTP/1 bodies into its write
+/// buffer (`writev(false)` in [`crate::server`]) and flushes at 64 KiB, so a 1 MiB echo passes
+/// through that buffer in slices instead of growing it to 1 MiB for the connection's lifetime.
+pub const BODY_SLICE: usize = 16 * 1024;
+
+/// A response body: one chunk of bytes, static or owned, with an exact length (so hyper sends
+/// `content-length`), yielded in slices of at most [`BODY_SLICE`].
+#[derive(Debug, Clone, Default)]
+pub struct ResponseBody(Bytes);
+
+impl ResponseBody {
+    pub fn new(data: Bytes) -> Self {
+        Self(data)
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let data = &mut self.get_mut().0;
+        if data.is_empty() {
+            return Poll::Ready(None);
+        }
+        let slice = if data.len() <= BODY_SLICE {
+            std::mem::take(data)
+        } else {
+            data.split_to(BODY_SLICE)
+        };
+        Poll::Ready(Some(Ok(Frame::data(slice))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.len() as u64)
+    }
+}
 
 /// Answers one request. `HEAD` gets the `GET` answer; hyper drops the body and keeps the
 /// `content-length`.
-pub async fn route<B>(req: Request<B>) -> Response<ResponseBody>
+pub async fn route<B>(mut req: Request<B>) -> Response<ResponseBody>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
-    match req.uri().path() {
-        "/" if get_or_head => text(StatusCode::OK, GREETING),
-        "/healthz" if get_or_head => text(StatusCode::OK, "ok\n"),
-        "/echo" if req.method() == Method::POST => echo(req).await,
-        "/" | "/healthz" => method_not_allowed(ALLOW_GET_HEAD),
-        "/echo" => method_not_allowed(ALLOW_POST),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    match answer_now(&mut req) {
+        Some(res) => res,
+        None => echo(req).await,
     }
+}
+
+/// Answers at once every request whose answer does not depend on its body, which is all but
+/// `POST /echo` (`None`: await [`route`] for it). The server calls this without building a
+/// future per request.
+pub fn answer_now<B>(req: &mut Request<B>) -> Option<Response<ResponseBody>> {
+    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
+    let res = match req.uri().path() {
+        "/" if get_or_head => reply(req, StatusCode::OK, GREETING),
+        "/healthz" if get_or_head => reply(req, StatusCode::OK, "ok\n"),
+        "/echo" if req.method() == Method::POST => return None,
+        "/" | "/healthz" => not_allowed(req, ALLOW_GET_HEAD),
+        "/echo" => not_allowed(req, ALLOW_POST),
+        _ => reply(req, StatusCode::NOT_FOUND, "not found\n"),
+    };
+    Some(res)
+}
+
+/// [`text`], but in the request's own header map, emptied. hyper hands each response's map
+/// back as the next request's, so a keep-alive connection then allocates and frees no header
+/// map at all (two allocations and two frees fewer per request, measured HEADERMAP_MEASURE).
+fn reply<B>(
+    req: &mut Request<B>,
+    status: StatusCode,
+    body: &'static str,
+) -> Response<ResponseBody> {
+    let mut headers = std::mem::take(req.headers_mut());
+    headers.clear();
+    headers.insert(CONTENT_TYPE, TEXT_PLAIN);
+    let mut res = Response::new(ResponseBody::new(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    res
+}
+
+fn not_allowed<B>(req: &mut Request<B>, allow: HeaderValue) -> Response<ResponseBody> {
+    let mut res = reply(req, StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    res.headers_mut().insert(ALLOW, allow);
+    res
 }
 
 /// Echoes the body back with the request's content type. A declared length over the limit is
@@ -65,7 +146,7 @@ where
     let (parts, body) = req.into_parts();
     match Limited::new(body, MAX_ECHO_BODY).collect().await {
         Ok(collected) => {
-            let mut res = Response::new(Full::new(collected.to_bytes()));
+            let mut res = Response::new(ResponseBody::new(collected.to_bytes()));
             if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
                 res.headers_mut().insert(CONTENT_TYPE, ct.clone());
             }
@@ -81,15 +162,9 @@ fn too_large() -> Response<ResponseBody> {
     text(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB\n")
 }
 
-fn method_not_allowed(allow: HeaderValue) -> Response<ResponseBody> {
-    let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    res.headers_mut().insert(ALLOW, allow);
-    res
-}
-
 /// A plain-text answer from a static string: no allocation, no copy.
 pub fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut res = Response::new(ResponseBody::new(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN);
     res

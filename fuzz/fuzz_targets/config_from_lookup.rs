@@ -1,0 +1,39 @@
+//! A whole environment through `Config::from_lookup`: nothing panics, an accepted config keeps
+//! its bounds, and an error is one line naming one variable.
+#![no_main]
+
+use hyper_cloudrun::config::{self, Config};
+use libfuzzer_sys::fuzz_target;
+
+const VARS: [&str; 6] = [
+    config::ENV_PORT,
+    config::ENV_LOG_FILTER,
+    config::ENV_LOG_FORMAT,
+    config::ENV_SHUTDOWN_GRACE,
+    config::ENV_HEADER_READ_TIMEOUT,
+    config::ENV_GOOGLE_CLOUD_PROJECT,
+];
+
+fuzz_target!(|values: [Option<String>; 6]| {
+    let lookup = |name: &str| {
+        let i = VARS.iter().position(|v| *v == name)?;
+        values[i].clone()
+    };
+    match Config::from_lookup(lookup) {
+        Ok(c) => {
+            assert!(c.server.shutdown_grace <= config::MAX_SHUTDOWN_GRACE);
+            assert!(!c.server.header_read_timeout.is_zero());
+            assert_eq!(c.project_id, c.server.project_id);
+            assert!(config::parse_log_filter(&c.log_filter).is_ok());
+        }
+        Err(err) => {
+            let msg = err.to_string();
+            assert!(!msg.contains('\n') && !msg.contains('\r'), "{msg:?}");
+            assert!(
+                VARS.iter()
+                    .any(|v| msg.starts_with(&format!("invalid {v}="))),
+                "{msg:?}"
+            );
+        }
+    }
+});

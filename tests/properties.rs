@@ -1,0 +1,247 @@
+//! Properties of the parsers we wrote, over generated input: configuration values (operator
+//! input, read before the port opens) and trace headers (client input, read on every request).
+//! Nothing panics; what parses is well-formed; every error names its variable on one line.
+//! `fuzz/` drives the same functions with coverage guidance.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hyper_cloudrun::config::{self, Config, ConfigError};
+use hyper_cloudrun::trace::{TraceContext, parse_traceparent, parse_x_cloud_trace_context};
+use proptest::prelude::*;
+
+const VARS: [&str; 6] = [
+    config::ENV_PORT,
+    config::ENV_LOG_FILTER,
+    config::ENV_LOG_FORMAT,
+    config::ENV_SHUTDOWN_GRACE,
+    config::ENV_HEADER_READ_TIMEOUT,
+    config::ENV_GOOGLE_CLOUD_PROJECT,
+];
+
+/// Strings near the valid ones as well as anything at all.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[ \t]{0,2}[0-9]{0,6}(s|ms|m|)[ \t\n]{0,2}",
+        "[-+0-9 .xms]{0,8}",
+        "(trace|debug|info|warn|error|off|TRACE|loud)?(,[a-z_:]{1,12}(=(trace|debug|info|warn|error|off|loud))?){0,3}",
+        "(json|text|JSON|Text|yaml|)",
+        "[a-z0-9.:\"-]{0,12}",
+        (0u32..140_000).prop_map(|n| n.to_string()),
+        (0u128..100_000_000_000_000_000_000).prop_map(|n| n.to_string()),
+    ]
+}
+
+/// What `PORT` should give, worked out without the parser: a decimal number up to 65535 after
+/// trimming, leading zeros allowed; 0 is accepted on purpose (tests bind port 0).
+fn port_model(value: &str) -> Option<u16> {
+    let t = value.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = t.trim_start_matches('0');
+    if significant.len() > 5 {
+        return None;
+    }
+    let n = significant
+        .bytes()
+        .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+    u16::try_from(n).ok()
+}
+
+fn one_line_naming(err: &ConfigError, var: &str) -> Result<(), TestCaseError> {
+    let msg = err.to_string();
+    prop_assert!(msg.contains(var), "{msg:?} does not name {var}");
+    prop_assert!(!msg.contains('\n') && !msg.contains('\r'), "{msg:?}");
+    Ok(())
+}
+
+fn well_formed(tc: &TraceContext) -> Result<(), TestCaseError> {
+    let lower_hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && s.bytes().any(|b| b != b'0')
+    };
+    prop_assert!(lower_hex(&tc.trace_id, 32), "trace id {:?}", tc.trace_id);
+    if let Some(span) = &tc.span_id {
+        prop_assert!(lower_hex(span, 16), "span id {span:?}");
+    }
+    Ok(())
+}
+
+fn hex_id(len: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[0-9a-fA-F]{{{len}}}"))
+        .unwrap()
+        .prop_filter("all-zero ids are invalid", |s| s.bytes().any(|b| b != b'0'))
+}
+
+proptest! {
+    #[test]
+    fn every_port_from_1_to_65535_round_trips(
+        port in 1u16..=65535,
+        before in "[ \t]{0,2}",
+        after in "[ \t\r\n]{0,2}",
+    ) {
+        prop_assert_eq!(config::parse_port(&format!("{before}{port}{after}")), Ok(port));
+    }
+
+    #[test]
+    fn anything_else_is_a_port_error_naming_port(s in value()) {
+        match config::parse_port(&s) {
+            Ok(port) => prop_assert_eq!(Some(port), port_model(&s), "accepted {:?}", s),
+            Err(err) => {
+                prop_assert_eq!(port_model(&s), None, "refused {:?}", s);
+                prop_assert_eq!(&err, &ConfigError::Port(s.clone()));
+                one_line_naming(&err, config::ENV_PORT)?;
+            }
+        }
+    }
+
+    #[test]
+    fn durations_round_trip_in_seconds_and_milliseconds(n in any::<u64>(), unit in "(|s|ms)") {
+        let want = if unit == "ms" { Duration::from_millis(n) } else { Duration::from_secs(n) };
+        let got = config::parse_duration(config::ENV_SHUTDOWN_GRACE, &format!(" {n}{unit} "));
+        prop_assert_eq!(got, Ok(want));
+    }
+
+    #[test]
+    fn a_duration_is_digits_and_a_unit_or_an_error_naming_the_variable(s in value()) {
+        let t = s.trim();
+        let digits = t.strip_suffix("ms").or_else(|| t.strip_suffix('s')).unwrap_or(t);
+        let well_formed = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.parse::<u64>().is_ok();
+        match config::parse_duration(config::ENV_HEADER_READ_TIMEOUT, &s) {
+            Ok(_) => prop_assert!(well_formed, "accepted {:?}", s),
+            Err(err) => {
+                prop_assert!(!well_formed, "refused {:?}", s);
+                one_line_naming(&err, config::ENV_HEADER_READ_TIMEOUT)?;
+            }
+        }
+    }
+
+    #[test]
+    fn log_filter_errors_name_rust_log_on_one_line(s in value()) {
+        if let Err(err) = config::parse_log_filter(&s) {
+            one_line_naming(&err, config::ENV_LOG_FILTER)?;
+        }
+    }
+
+    #[test]
+    fn log_levels_and_target_directives_parse(
+        directives in proptest::collection::vec(
+            "([a-z_]{1,8}(::[a-z_]{1,8})?=)?(trace|debug|info|warn|error|off)",
+            1..4,
+        ),
+    ) {
+        let filter = directives.join(",");
+        prop_assert!(config::parse_log_filter(&filter).is_ok(), "{:?}", filter);
+    }
+
+    #[test]
+    fn from_lookup_never_panics_and_keeps_its_bounds(
+        vars in proptest::collection::hash_map(proptest::sample::select(&VARS[..]), value(), 0..6),
+    ) {
+        let env: HashMap<&str, String> = vars;
+        match Config::from_lookup(|k| env.get(k).cloned()) {
+            Ok(c) => {
+                prop_assert!(c.server.shutdown_grace <= config::MAX_SHUTDOWN_GRACE);
+                prop_assert!(!c.server.header_read_timeout.is_zero());
+                let port = env.get(config::ENV_PORT).filter(|v| !v.is_empty());
+                prop_assert_eq!(
+                    Some(c.port),
+                    port.map_or(Some(config::DEFAULT_PORT), |v| port_model(v))
+                );
+                prop_assert_eq!(&c.project_id, &c.server.project_id);
+            }
+            Err(err) => {
+                let msg = err.to_string();
+                prop_assert!(!msg.contains('\n'), "{:?}", msg);
+                prop_assert!(
+                    VARS.iter().any(|v| msg.starts_with(&format!("invalid {v}="))),
+                    "{:?} names no variable", msg
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn traceparent_built_from_random_ids_parses_back(
+        trace in hex_id(32),
+        span in hex_id(16),
+        flags in any::<u8>(),
+    ) {
+        let tc = parse_traceparent(format!("00-{trace}-{span}-{flags:02x}").as_bytes());
+        prop_assert_eq!(tc, Some(TraceContext {
+            trace_id: trace.to_ascii_lowercase(),
+            span_id: Some(span.to_ascii_lowercase()),
+            sampled: flags & 1 == 1,
+        }));
+    }
+
+    #[test]
+    fn legacy_decimal_span_id_round_trips_to_hex(
+        trace in hex_id(32),
+        span in 1u64..,
+        sampled in any::<bool>(),
+    ) {
+        let header = format!("{trace}/{span};o={}", u8::from(sampled));
+        let tc = parse_x_cloud_trace_context(header.as_bytes()).expect("a valid legacy header");
+        prop_assert_eq!(tc.trace_id, trace.to_ascii_lowercase());
+        prop_assert_eq!(
+            u64::from_str_radix(tc.span_id.as_deref().unwrap(), 16).ok(),
+            Some(span)
+        );
+        prop_assert_eq!(tc.sampled, sampled);
+    }
+
+    #[test]
+    fn valid_traceparent_wins_over_the_legacy_header(
+        trace in hex_id(32),
+        span in hex_id(16),
+        legacy in hex_id(32),
+    ) {
+        let tp = format!("00-{trace}-{span}-01");
+        let tc = TraceContext::from_headers(Some(tp.as_bytes()), Some(legacy.as_bytes())).unwrap();
+        prop_assert_eq!(tc.trace_id, trace.to_ascii_lowercase());
+        let tc = TraceContext::from_headers(Some(b"00-bad"), Some(legacy.as_bytes())).unwrap();
+        prop_assert_eq!(tc.trace_id, legacy.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_what_parses_is_well_formed(
+        bytes in proptest::collection::vec(any::<u8>(), 0..96),
+    ) {
+        if let Some(tc) = parse_traceparent(&bytes) {
+            well_formed(&tc)?;
+        }
+        if let Some(tc) = parse_x_cloud_trace_context(&bytes) {
+            well_formed(&tc)?;
+        }
+    }
+
+    #[test]
+    fn one_byte_off_a_valid_header_never_panics_and_stays_well_formed(
+        trace in hex_id(32),
+        span in 1u64..,
+        at in any::<proptest::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        for valid in [
+            format!("00-{trace}-{span:016x}-01"),
+            format!("{trace}/{span};o=1"),
+        ] {
+            let mut bytes = valid.into_bytes();
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            for tc in [parse_traceparent(&bytes), parse_x_cloud_trace_context(&bytes)]
+                .into_iter()
+                .flatten()
+            {
+                well_formed(&tc)?;
+            }
+        }
+    }
+}
