@@ -136,7 +136,14 @@ where
                 format: self.format,
                 message: Some(message),
             });
-            let spans = ctx.event_scope(event);
+            // The fields of the spans the event is in (a request's trace), outermost first.
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope.from_root() {
+                    if let Some(f) = span.extensions().get::<SpanFields>() {
+                        fields.push_str(&f.0);
+                    }
+                }
+            }
 
             match self.format {
                 LogFormat::Json => {
@@ -147,13 +154,6 @@ where
                     line.push_str("\",\"message\":");
                     write_json_str(line, message);
                     line.push_str(&fields);
-                    if let Some(scope) = spans {
-                        for span in scope.from_root() {
-                            if let Some(f) = span.extensions().get::<SpanFields>() {
-                                line.push_str(&f.0);
-                            }
-                        }
-                    }
                     line.push_str(",\"target\":");
                     write_json_str(line, meta.target());
                     line.push_str("}\n");
@@ -162,13 +162,6 @@ where
                     write_rfc3339(line, now.as_secs(), now.subsec_micros());
                     let _ = write!(line, " {:>5} {}", meta.level(), message);
                     line.push_str(&fields);
-                    if let Some(scope) = spans {
-                        for span in scope.from_root() {
-                            if let Some(f) = span.extensions().get::<SpanFields>() {
-                                line.push_str(&f.0);
-                            }
-                        }
-                    }
                     line.push('\n');
                 }
             }
