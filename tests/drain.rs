@@ -11,20 +11,12 @@ use std::time::{Duration, Instant};
 
 use hyper_cloudrun::routes::GREETING;
 use support::Process;
-use wire::{Conn, Read, request};
+use wire::{Conn, Read, request, runtime};
 
 const CLIENTS: usize = 64;
 const GRACE: Duration = Duration::from_secs(5);
 /// A client gives up on one response after this long: the server hung.
 const RESPONSE_LIMIT: Duration = Duration::from_secs(5);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn millis(d: Duration) -> String {
     format!("{}ms", d.as_millis())

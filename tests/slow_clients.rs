@@ -13,21 +13,13 @@ use std::time::{Duration, Instant};
 use support::Process;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use wire::{Conn, Read, request};
+use wire::{Conn, Read, request, runtime};
 
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How late after the timeout a cut may land on a loaded machine.
 const CUT_MARGIN: Duration = Duration::from_millis(1500);
 const SLOW: usize = 200;
 const IDLE: usize = 1000;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Median time for a `GET /` on a fresh connection, as a new visitor sees it.
 async fn median_get(addr: SocketAddr, n: usize) -> Duration {
