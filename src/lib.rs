@@ -7,8 +7,10 @@
 //! - [`server`]: accept loop, HTTP/1.1 + h2c, graceful drain under a deadline.
 //! - [`shutdown`]: SIGTERM / SIGINT, installed eagerly because the binary is PID 1.
 //! - [`runtime`]: a current-thread or multi-thread tokio runtime sized to the CPUs we get.
+//! - [`header_timeout`]: the HTTP/1 header read timeout, one timer per connection.
 
 pub mod config;
+pub mod header_timeout;
 pub mod routes;
 pub mod runtime;
 pub mod server;

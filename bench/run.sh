@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Races hyper-cloudrun against the peers in ../shared/anchors (the article's actix-web server,
+# an axum one) on one CPU, side by side in one run, and prints one table.
+#
+#   bench/run.sh            full run (~5 min once built; building the peers the first time adds
+#                           several minutes)
+#   bench/run.sh --quick    short run, same table, fewer rounds (~1 min once built)
+#
+# Per server: stripped static binary size (raw and gzip -9); cold start, exec to the first 200
+# on GET / (median and p90); idle and peak RSS; HTTP/1.1 throughput and p99 with wrk at 64 and
+# 256 connections (interleaved rounds, medians, and each round's ratio to each peer); h2c
+# throughput and p99 with h2load -c 64 -m 10; the server's CPU time per request (user + system,
+# steadier than req/s on a shared machine); user-space instructions per keep-alive GET /
+# under callgrind. The server runs on CPU 0, every client on CPU 1.
+#
+# Environment (all optional):
+#   BENCH_PEERS_DIR   peers to race (default: ../shared/anchors from the repo root; skipped if
+#                     absent, the project's own figures need none)
+#   BENCH_WORK_DIR    cargo target dirs, binaries, logs (default /tmp/hyper-cloudrun-bench)
+#   BENCH_PORT        first of the loopback ports used (default 28080; 8 consecutive ports)
+#   BENCH_ROUNDS, BENCH_SECONDS, BENCH_STARTS   override the wrk rounds, seconds per wrk run,
+#                     and cold starts per server
+#
+# Needs: cargo and rustc (rust-toolchain.toml), and the Debian packages wrk, nghttp2-client
+# (h2load), valgrind, util-linux (taskset), gzip, binutils (strip). Missing packages are
+# installed with apt-get when running as root, otherwise the script says what to install.
+# Talks only to 127.0.0.1 and kills every server it started, however it ends.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+QUICK=0
+case "${1:-}" in
+--quick) QUICK=1 ;;
+"") ;;
+*)
+	echo "usage: bench/run.sh [--quick]" >&2
+	exit 64
+	;;
+esac
+
+PEERS_DIR=${BENCH_PEERS_DIR:-$ROOT/../shared/anchors}
+WORK=${BENCH_WORK_DIR:-/tmp/hyper-cloudrun-bench}
+PORT0=${BENCH_PORT:-28080}
+TARGET=x86_64-unknown-linux-gnu
+SERVER_CPU=0
+CLIENT_CPU=1
+if ((QUICK)); then
+	ROUNDS=${BENCH_ROUNDS:-2} SECONDS_PER_RUN=${BENCH_SECONDS:-2} STARTS=${BENCH_STARTS:-10}
+	H2_ROUNDS=1 CG_N1=100 CG_N2=600
+else
+	# Short runs, many rounds: on a shared machine the pairs then see the same neighbours.
+	ROUNDS=${BENCH_ROUNDS:-9} SECONDS_PER_RUN=${BENCH_SECONDS:-3} STARTS=${BENCH_STARTS:-30}
+	H2_ROUNDS=3 CG_N1=200 CG_N2=2200
+fi
+RESULTS=$ROOT/bench/results
+mkdir -p "$WORK/bin" "$WORK/logs" "$RESULTS"
+
+say() { printf '== %s\n' "$*" >&2; }
+die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 1
+}
+
+# --- every process we start is killed on the way out -------------------------------------------
+declare -A LIVE # pids of servers still running
+cleanup() {
+	local pid
+	for pid in "${!LIVE[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- tools --------------------------------------------------------------------------------------
+need_pkgs=()
+for pair in wrk:wrk h2load:nghttp2-client valgrind:valgrind taskset:util-linux gzip:gzip strip:binutils; do
+	command -v "${pair%%:*}" >/dev/null || need_pkgs+=("${pair#*:}")
+done
+if ((${#need_pkgs[@]})); then
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		say "installing ${need_pkgs[*]}"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+	else
+		die "missing tools; install them with: sudo apt-get install -y ${need_pkgs[*]}"
+	fi
+fi
+if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
+	die "cargo and rustc are needed (see rust-toolchain.toml)"
+fi
+NCPU=$(nproc)
+if ((NCPU < 2)); then
+	say "only $NCPU CPU: server and clients share CPU 0, figures are not comparable to a 2-CPU run"
+	CLIENT_CPU=0
+fi
+ON_CLIENT=(taskset -c "$CLIENT_CPU")
+
+# --- build --------------------------------------------------------------------------------------
+# The same static glibc build for everyone, as in ../shared/anchors/README.md.
+build() { # dir target-dir
+	(cd "$1" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+		--target "$TARGET" --target-dir "$2" 2>"$WORK/logs/build-$(basename "$2").log") ||
+		die "build of $1 failed, see $WORK/logs/build-$(basename "$2").log"
+}
+bin_name() { sed -n 's/^name *= *"\(.*\)"/\1/p' "$1/Cargo.toml" | head -1; }
+
+NAMES=(hyper-cloudrun)
+declare -A SRC BIN
+SRC[hyper-cloudrun]=$ROOT
+if [[ -d $PEERS_DIR ]]; then
+	for dir in "$PEERS_DIR"/*/; do
+		[[ -f $dir/Cargo.toml ]] && NAMES+=("$(basename "$dir")") && SRC[$(basename "$dir")]=${dir%/}
+	done
+else
+	say "no peers at $PEERS_DIR: measuring hyper-cloudrun alone"
+fi
+for name in "${NAMES[@]}"; do
+	say "building $name"
+	build "${SRC[$name]}" "$WORK/target-$name"
+	cp "$WORK/target-$name/$TARGET/release/$(bin_name "${SRC[$name]}")" "$WORK/bin/$name"
+	strip -s "$WORK/bin/$name"
+	BIN[$name]=$WORK/bin/$name
+done
+HARNESS=$WORK/bin/harness
+rustc --edition 2024 -O "$ROOT/bench/harness.rs" -o "$HARNESS"
+PEERS=("${NAMES[@]:1}")
+
+# --- helpers ------------------------------------------------------------------------------------
+# Statistics over one number per line on stdin.
+finite() { awk '$1 != "" && $1 != "nan"'; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+pct() { sort -g | awk -v p="$1" '{v[NR]=$1} END {if (NR==0) {print "nan"; exit} i=int(NR*p/100+0.999999); if (i<1) i=1; print v[i]}'; }
+fmt() { awk -v x="$1" -v f="$2" 'BEGIN {if (x=="nan" || x=="") print "n/a"; else printf f, x}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="nan" || b=="nan" || b==0) print "nan"; else printf "%.3f\n", a/b}'; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+declare -A PORT PID
+start_server() { # name port
+	port_free "$2" || die "port $2 is in use (set BENCH_PORT)"
+	PORT=$2 taskset -c "$SERVER_CPU" "${BIN[$1]}" >"$WORK/logs/$1.log" 2>&1 &
+	PID[$1]=$!
+	LIVE[$!]=1
+	PORT[$1]=$2
+	"${ON_CLIENT[@]}" "$HARNESS" wait "$2" 10 || die "$1 did not answer on port $2"
+}
+stop() { # pid: SIGTERM, then SIGKILL after 30 s
+	if kill -TERM "$1" 2>/dev/null; then
+		for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+	wait "$1" 2>/dev/null || true
+	unset 'LIVE[$1]'
+}
+rss_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process
+
+# wrk: "Requests/sec: N", the 99% latency line in ms, and the server's CPU time per request in
+# µs (user + system from /proc: unlike req/s, hardly moved by neighbours taking the CPU).
+wrk_run() { # pid port connections seconds -> "req/s p99_ms cpu_us_per_req"
+	local before after
+	before=$(cpu_ticks "$1")
+	"${ON_CLIENT[@]}" wrk -t1 -c"$3" -d"$4"s --latency "http://127.0.0.1:$2/" >"$WORK/logs/wrk.txt" 2>&1 || true
+	after=$(cpu_ticks "$1")
+	awk -v t=$((after - before)) -v hz="$CLK_TCK" '
+		/Requests\/sec:/ {rps=$2}
+		/requests in/ {n=$1}
+		$1=="99%" {v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+			ms = (u=="us") ? v/1000 : (u=="s") ? v*1000 : v}
+		END {printf "%s %s %s\n", (rps=="" ? "nan" : rps), (ms=="" ? "nan" : ms),
+			(n>0 ? t/hz*1e6/n : "nan")}' "$WORK/logs/wrk.txt"
+}
+
+# h2load with prior knowledge; p99 from its per-request log (3rd column, microseconds).
+h2_run() { # port seconds -> "req/s p99_ms" (nan if the server does not speak h2c)
+	local log=$WORK/logs/h2load.log out ok
+	rm -f "$log"
+	out=$("${ON_CLIENT[@]}" h2load -c 64 -m 10 -t 1 -D "$2" --log-file="$log" "http://127.0.0.1:$1/" 2>&1 || true)
+	ok=$(awk '/^requests:/ {print $8}' <<<"$out")
+	if [[ -z $ok || $ok == 0 || ! -s $log ]]; then
+		echo "nan nan"
+		return
+	fi
+	printf '%s %s\n' "$(awk '/^finished in/ {print $4}' <<<"$out")" \
+		"$(awk '$2==200 {print $3/1000}' "$log" | pct 99)"
+}
+
+# --- 1. size ------------------------------------------------------------------------------------
+declare -A SIZE GZ
+for name in "${NAMES[@]}"; do
+	SIZE[$name]=$(stat -c %s "${BIN[$name]}")
+	GZ[$name]=$(gzip -9 -c "${BIN[$name]}" | wc -c)
+done
+
+# --- 2. cold start ------------------------------------------------------------------------------
+declare -A COLD50 COLD90
+for name in "${NAMES[@]}"; do
+	say "cold start: $name, $STARTS starts"
+	port_free "$PORT0" || die "port $PORT0 is in use (set BENCH_PORT)"
+	"${ON_CLIENT[@]}" "$HARNESS" coldstart "$STARTS" "$PORT0" "$SERVER_CPU" "${BIN[$name]}" >"$WORK/logs/cold-$name.txt"
+	COLD50[$name]=$(awk '{print $1/1000}' "$WORK/logs/cold-$name.txt" | median)
+	COLD90[$name]=$(awk '{print $1/1000}' "$WORK/logs/cold-$name.txt" | pct 90)
+done
+
+# --- 3. load: every server up at once, idle ones cost nothing -----------------------------------
+declare -A IDLE PEAK
+i=1
+for name in "${NAMES[@]}"; do
+	start_server "$name" $((PORT0 + i))
+	i=$((i + 1))
+done
+sleep 1
+for name in "${NAMES[@]}"; do IDLE[$name]=$(rss_kb "${PID[$name]}" VmRSS); done
+
+say "warm-up"
+for name in "${NAMES[@]}"; do wrk_run "${PID[$name]}" "${PORT[$name]}" 256 1 >/dev/null; done
+
+declare -A RPS P99 CPU # key: name,conc -> one value per round, space-separated
+for round in $(seq "$ROUNDS"); do
+	for conc in 64 256; do
+		# Rotate who goes first so no server always follows the same one.
+		order=("${NAMES[@]:$(((round - 1) % ${#NAMES[@]}))}" "${NAMES[@]:0:$(((round - 1) % ${#NAMES[@]}))}")
+		for name in "${order[@]}"; do
+			read -r rps p99 cpu < <(wrk_run "${PID[$name]}" "${PORT[$name]}" "$conc" "$SECONDS_PER_RUN")
+			RPS[$name,$conc]+="$rps "
+			P99[$name,$conc]+="$p99 "
+			CPU[$name,$conc]+="$cpu "
+			say "round $round/$ROUNDS c=$conc $name: $rps req/s, p99 $p99 ms, $cpu µs CPU/req"
+		done
+	done
+done
+
+declare -A H2RPS H2P99
+H2_SECONDS=$((QUICK ? 2 : 5))
+for name in "${NAMES[@]}"; do h2_run "${PORT[$name]}" 1 >/dev/null; done # warm-up
+for round in $(seq "$H2_ROUNDS"); do
+	for name in "${NAMES[@]}"; do
+		read -r rps p99 < <(h2_run "${PORT[$name]}" "$H2_SECONDS")
+		H2RPS[$name]+="$rps "
+		H2P99[$name]+="$p99 "
+		say "h2c round $round/$H2_ROUNDS $name: $rps req/s, p99 $p99 ms"
+	done
+done
+for name in "${NAMES[@]}"; do
+	PEAK[$name]=$(rss_kb "${PID[$name]}" VmHWM)
+	stop "${PID[$name]}"
+done
+
+med_of() { tr ' ' '\n' <<<"$1" | finite | median; }
+h2_p99_cell() {
+	local h2
+	h2=$(med_of "${H2P99[$1]}")
+	if [[ $h2 == nan ]]; then echo "n/a (no h2c)"; else fmt "$h2" '%.2f ms'; fi
+}
+
+# --- 4. instructions per request (callgrind) ----------------------------------------------------
+declare -A IR
+cg_total() { # name n -> total Ir of start-up + n keep-alive GETs
+	local out=$WORK/logs/callgrind-$1-$2.out port=$((PORT0 + 7)) pid
+	port_free "$port" || die "port $port is in use (set BENCH_PORT)"
+	PORT=$port taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" \
+		"${BIN[$1]}" >"$WORK/logs/callgrind-$1-$2.log" 2>&1 &
+	pid=$!
+	LIVE[$pid]=1
+	"${ON_CLIENT[@]}" "$HARNESS" keepalive "$port" "$2" || die "keep-alive client failed against $1"
+	stop "$pid"
+	awk '/^(summary|totals):/ {print $2; exit}' "$out"
+}
+for name in "${NAMES[@]}"; do
+	say "callgrind: $name, $CG_N1 and $CG_N2 keep-alive requests"
+	a=$(cg_total "$name" "$CG_N1")
+	b=$(cg_total "$name" "$CG_N2")
+	IR[$name]=$(awk -v a="$a" -v b="$b" -v n=$((CG_N2 - CG_N1)) 'BEGIN {printf "%.0f", (b-a)/n}')
+done
+
+# --- report -------------------------------------------------------------------------------------
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+{
+	echo "## Benchmark: hyper-cloudrun vs peers, one CPU"
+	echo
+	echo "$(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+changes'); \`nproc\` = $NCPU, $CPU_MODEL; kernel $(uname -r); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo "Server pinned to CPU $SERVER_CPU, wrk/h2load/clients to CPU $CLIENT_CPU; static glibc builds, stripped."
+	echo "$([[ $QUICK == 1 ]] && echo 'Quick run: ')wrk -t1, ${SECONDS_PER_RUN} s per run, $ROUNDS interleaved rounds (medians); h2load -c 64 -m 10 -t 1, $H2_ROUNDS × ${H2_SECONDS} s; $STARTS cold starts; callgrind over $CG_N1 and $CG_N2 keep-alive GET /."
+	echo
+	echo "| server | binary | gzip -9 | cold start p50 / p90 | idle RSS | peak RSS | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | h2c req/s | h2c p99 | instr/req |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	for name in "${NAMES[@]}"; do
+		printf '| %s | %s MB | %s MB | %s / %s ms | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s | %s |\n' \
+			"$name" "$(awk -v x="${SIZE[$name]}" 'BEGIN {printf "%.2f", x/1e6}')" \
+			"$(awk -v x="${GZ[$name]}" 'BEGIN {printf "%.3f", x/1e6}')" \
+			"$(fmt "${COLD50[$name]}" '%.2f')" "$(fmt "${COLD90[$name]}" '%.2f')" \
+			"$(awk -v x="${IDLE[$name]}" 'BEGIN {printf "%.1f", x/1024}')" \
+			"$(awk -v x="${PEAK[$name]}" 'BEGIN {printf "%.1f", x/1024}')" \
+			"$(fmt "$(med_of "${RPS[$name,64]}")" '%.0f')" "$(fmt "$(med_of "${P99[$name,64]}")" '%.2f')" \
+			"$(fmt "$(med_of "${RPS[$name,256]}")" '%.0f')" "$(fmt "$(med_of "${P99[$name,256]}")" '%.2f')" \
+			"$(fmt "$(med_of "${CPU[$name,64]}")" '%.1f')" \
+			"$(fmt "$(med_of "${H2RPS[$name]}")" '%.0f')" \
+			"$(h2_p99_cell "$name")" \
+			"$(fmt "${IR[$name]}" '%.0f')"
+	done
+	if ((${#PEERS[@]})); then
+		echo
+		echo "hyper-cloudrun ÷ peer (throughput: median of the per-round ratios; others: ratio of the figures above):"
+		echo
+		echo "| peer | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | instr/req | gzip -9 | cold start p50 | idle RSS |"
+		echo "|---|---|---|---|---|---|---|---|---|---|"
+		for peer in "${PEERS[@]}"; do
+			row="| $peer"
+			for conc in 64 256; do
+				read -ra mine <<<"${RPS[hyper-cloudrun,$conc]}"
+				read -ra theirs <<<"${RPS[$peer,$conc]}"
+				per_round=$(for k in "${!mine[@]}"; do ratio "${mine[$k]}" "${theirs[$k]}"; done | finite | median)
+				row+=" | $(fmt "$per_round" '%.2f×') | $(fmt "$(ratio "$(med_of "${P99[hyper-cloudrun,$conc]}")" "$(med_of "${P99[$peer,$conc]}")")" '%.2f×')"
+			done
+			row+=" | $(fmt "$(ratio "$(med_of "${CPU[hyper-cloudrun,64]}")" "$(med_of "${CPU[$peer,64]}")")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${IR[hyper-cloudrun]}" "${IR[$peer]}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${GZ[hyper-cloudrun]}" "${GZ[$peer]}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${COLD50[hyper-cloudrun]}" "${COLD50[$peer]}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${IDLE[hyper-cloudrun]}" "${IDLE[$peer]}")" '%.2f×') |"
+			echo "$row"
+		done
+	fi
+	ACTIX=seed-actix
+	if [[ -n ${SIZE[$ACTIX]:-} ]]; then
+		ours=hyper-cloudrun
+		check() { # description ok(1/0) figures
+			printf -- '- %s %s: %s\n' "$([[ $2 == 1 ]] && echo '✅' || echo '❌')" "$1" "$3"
+		}
+		read -ra o64 <<<"${RPS[$ours,64]}"
+		read -ra a64 <<<"${RPS[$ACTIX,64]}"
+		r64=$(for k in "${!o64[@]}"; do ratio "${o64[$k]}" "${a64[$k]}"; done | finite | median)
+		p_o=$(med_of "${P99[$ours,64]}") p_a=$(med_of "${P99[$ACTIX,64]}")
+		ir=$(ratio "${IR[$ours]}" "${IR[$ACTIX]}")
+		h2=$(med_of "${H2P99[$ours]}")
+		echo
+		echo "Targets against $ACTIX (issue: performance race on one vCPU):"
+		echo
+		check "c=64 throughput ≥ 1.0×, median of $ROUNDS paired rounds" "$(awk -v r="$r64" 'BEGIN {print (r != "nan" && r >= 1.0)}')" "$(fmt "$r64" '%.2f×')"
+		check "c=64 p99 no worse" "$(awk -v a="$p_o" -v b="$p_a" 'BEGIN {print (a <= b)}')" "$(fmt "$p_o" '%.2f') vs $(fmt "$p_a" '%.2f') ms"
+		check "instructions per request ≤ 0.6×" "$(awk -v r="$ir" 'BEGIN {print (r != "nan" && r <= 0.6)}')" "${IR[$ours]} vs ${IR[$ACTIX]} = $(fmt "$ir" '%.2f×')"
+		check "h2c p99 ≤ 10 ms (h2load -c 64 -m 10)" "$(awk -v x="$h2" 'BEGIN {print (x != "nan" && x <= 10)}')" "$(fmt "$h2" '%.2f ms')"
+		check "cold start p50 no worse" "$(awk -v a="${COLD50[$ours]}" -v b="${COLD50[$ACTIX]}" 'BEGIN {print (a <= b)}')" "$(fmt "${COLD50[$ours]}" '%.2f') vs $(fmt "${COLD50[$ACTIX]}" '%.2f') ms"
+		check "idle RSS no worse" "$(awk -v a="${IDLE[$ours]}" -v b="${IDLE[$ACTIX]}" 'BEGIN {print (a <= b)}')" "$(awk -v a="${IDLE[$ours]}" -v b="${IDLE[$ACTIX]}" 'BEGIN {printf "%.1f vs %.1f MB", a/1024, b/1024}')"
+		check "static glibc binary gzip -9 ≤ 1.0 MB" "$(awk -v x="${GZ[$ours]}" 'BEGIN {print (x <= 1000000)}')" "${GZ[$ours]} bytes"
+	fi
+	echo
+	echo "Reproduce: \`bench/run.sh$([[ $QUICK == 1 ]] && echo ' --quick')\` (peers from \`${PEERS_DIR}\`)."
+} | tee "$RESULTS/latest.md"
+echo >&2
+say "written to ${RESULTS#"$ROOT"/}/latest.md"
