@@ -92,20 +92,20 @@ where
             // the 24-byte h2 preface with no deadline: a client that sends nothing, or trickles
             // the preface, would otherwise hold the socket forever. Such a connection has no
             // request to drain, so shutdown closes it at once.
-            let known = tokio::select! {
-                known = tokio::time::timeout(first_byte_timeout, protocol_known(&stream)) => {
-                    matches!(known, Ok(Ok(true)))
+            let opened = tokio::select! {
+                opened = tokio::time::timeout(first_byte_timeout, opening(&stream)) => {
+                    opened.ok().and_then(Result::ok).flatten()
                 }
-                _ = stopping.changed() => false,
+                _ = stopping.changed() => None,
             };
-            if !known {
+            let Some(opened) = opened else {
                 debug!(%peer, "connection closed before it chose a protocol");
                 return;
-            }
+            };
             let _live = live;
             // The HTTP/1 header read timeout, one timer per connection (see `header_timeout`);
             // HTTP/2 has none, as with hyper's own.
-            let clock = (!is_h2(&stream).await).then(HeadClock::new);
+            let clock = (opened == Opening::Http1).then(HeadClock::new);
             let deadline = HeadDeadline::new(clock.clone(), first_byte_timeout);
             let io = HeadIo::new(TokioIo::new(stream), clock.clone());
             let service = service_fn(move |req| respond(req, project.as_ref(), clock.as_ref()));
@@ -306,28 +306,32 @@ where
     .await
 }
 
-/// Waits until the client has sent enough to tell HTTP/1 from the h2 preface; `false` at EOF.
-async fn protocol_known(stream: &TcpStream) -> std::io::Result<bool> {
+/// The protocol a client opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    Http1,
+    /// HTTP/2 with prior knowledge: the 24-byte preface came first.
+    H2c,
+}
+
+/// Waits until the client has sent enough to tell HTTP/1 from the h2 preface; `None` at EOF.
+async fn opening(stream: &TcpStream) -> std::io::Result<Option<Opening>> {
     const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let mut buf = [0u8; H2_PREFACE.len()];
     loop {
         let n = stream.peek(&mut buf).await?;
         if n == 0 {
-            return Ok(false);
+            return Ok(None);
         }
-        if n == H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
-            return Ok(true);
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok(Some(Opening::Http1));
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Some(Opening::H2c));
         }
         // Part of the preface: `peek` would return the same bytes at once, so wait for more.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// Whether the client opened with the HTTP/2 preface (h2c with prior knowledge).
-async fn is_h2(stream: &TcpStream) -> bool {
-    const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    let mut buf = [0u8; 24];
-    matches!(stream.peek(&mut buf).await, Ok(24)) && buf == *H2_PREFACE
 }
 
 fn millis(d: Duration) -> u64 {
