@@ -88,10 +88,10 @@ where
         let first_byte_timeout = config.header_read_timeout;
         let mut stopping = stopping_rx.clone();
         tokio::spawn(async move {
-            // hyper's header timeout starts once it knows the protocol, and `auto` reads up to
-            // the 24-byte h2 preface with no deadline: a client that sends nothing, or trickles
-            // the preface, would otherwise hold the socket forever. Such a connection has no
-            // request to drain, so shutdown closes it at once.
+            // The header timeout (`HeadDeadline` below) starts once the protocol is known, and
+            // `auto` reads up to the 24-byte h2 preface with no deadline: a client that sends
+            // nothing, or trickles the preface, would otherwise hold the socket forever. Such a
+            // connection has no request to drain, so shutdown closes it at once.
             let opened = tokio::select! {
                 opened = tokio::time::timeout(first_byte_timeout, opening(&stream)) => {
                     opened.ok().and_then(Result::ok).flatten()
