@@ -75,21 +75,9 @@ impl Body for ResponseBody {
     }
 }
 
-/// Answers one request. `HEAD` gets the `GET` answer; hyper drops the body and keeps the
-/// `content-length`.
-pub async fn route<B>(mut req: Request<B>) -> Response<ResponseBody>
-where
-    B: Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    match answer_now(&mut req) {
-        Some(res) => res,
-        None => echo(req).await,
-    }
-}
-
 /// Answers at once every request whose answer does not depend on its body, which is all but
-/// `POST /echo` (`None`: await [`route`] for it). The server calls this without building a
+/// `POST /echo` (`None`: await [`echo`] for it). `HEAD` gets the `GET` answer; hyper drops the
+/// body and keeps the `content-length`. The server calls this without building a
 /// future per request.
 pub fn answer_now<B>(req: &mut Request<B>) -> Option<Response<ResponseBody>> {
     let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -130,7 +118,7 @@ fn not_allowed<B>(req: &mut Request<B>, allow: HeaderValue) -> Response<Response
 /// Echoes the body back with the request's content type. A declared length over the limit is
 /// refused before a byte is read; an undeclared (chunked) one is cut at the limit. Either way
 /// the rest is never buffered: hyper closes the connection instead of draining it.
-async fn echo<B>(req: Request<B>) -> Response<ResponseBody>
+pub async fn echo<B>(req: Request<B>) -> Response<ResponseBody>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,

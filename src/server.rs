@@ -193,9 +193,13 @@ fn respond(
     let span = project.and_then(|p| request_span(&req, p));
     // Cloud Run already logs every request; this line is for local debugging and costs one
     // cached interest check when debug is off.
-    let access = tracing::enabled!(Level::DEBUG)
-        .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let started = access.as_ref().map(|_| Instant::now());
+    let access = tracing::enabled!(Level::DEBUG).then(|| {
+        (
+            req.method().clone(),
+            req.uri().path().to_owned(),
+            Instant::now(),
+        )
+    });
     let now = {
         let _entered = span.as_ref().map(tracing::Span::enter);
         std::panic::catch_unwind(AssertUnwindSafe(|| routes::answer_now(&mut req)))
@@ -207,8 +211,8 @@ fn respond(
             Arc::clone(c)
         });
         let handled = async move {
-            let res = catch_panic(routes::route(req)).await;
-            log_access(access, started, &res);
+            let res = catch_panic(routes::echo(req)).await;
+            log_access(access, &res);
             if let Some(clock) = clock {
                 clock.done();
             }
@@ -221,7 +225,7 @@ fn respond(
     };
     if access.is_some() {
         let _entered = span.as_ref().map(tracing::Span::enter);
-        log_access(access, started, &res);
+        log_access(access, &res);
     }
     if let Some(clock) = clock {
         clock.done();
@@ -229,12 +233,8 @@ fn respond(
     Respond::Now(Some(res))
 }
 
-fn log_access(
-    access: Option<(hyper::Method, String)>,
-    started: Option<Instant>,
-    res: &Response<ResponseBody>,
-) {
-    if let (Some((method, path)), Some(started)) = (access, started) {
+fn log_access(access: Option<(hyper::Method, String, Instant)>, res: &Response<ResponseBody>) {
+    if let Some((method, path, started)) = access {
         debug!(
             %method,
             path,
