@@ -5,11 +5,13 @@
 //! - [`trace`]: `traceparent` / `X-Cloud-Trace-Context` parsing for log correlation.
 //! - [`routes`]: the handlers, a `match` on method and path.
 //! - [`server`]: accept loop, HTTP/1.1 + h2c, graceful drain under a deadline.
+//! - [`graceful`]: tells open connections the server is stopping and counts them out.
 //! - [`shutdown`]: SIGTERM / SIGINT, installed eagerly because the binary is PID 1.
 //! - [`runtime`]: a current-thread or multi-thread tokio runtime sized to the CPUs we get.
 //! - [`header_timeout`]: the HTTP/1 header read timeout, one timer per connection.
 
 pub mod config;
+pub mod graceful;
 pub mod header_timeout;
 pub mod routes;
 pub mod runtime;

@@ -4,7 +4,7 @@
 //! it on `127.0.0.1:0` with a oneshot and production with the signal future.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -17,11 +17,11 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument as _, Level, debug, info, warn};
 
 use crate::config::ServerConfig;
+use crate::graceful::Graceful;
 use crate::header_timeout::{HeadClock, HeadDeadline, HeadIo};
 use crate::routes::{self, ResponseBody};
 use crate::trace::TraceContext;
@@ -41,7 +41,8 @@ const X_CLOUD_TRACE_CONTEXT: HeaderName = HeaderName::from_static("x-cloud-trace
 /// How the drain after the shutdown signal ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drain {
-    /// Every connection finished within the grace.
+    /// Every connection finished within the grace. `connections` were open at the signal
+    /// (those that had not sent a byte yet are among them, and closed at once).
     Complete { connections: usize },
     /// The grace ran out; this many connections were still open and are cut.
     Cut { connections: usize },
@@ -55,13 +56,9 @@ where
     F: Future<Output = ()>,
 {
     let builder = Arc::new(http_builder());
-    let graceful = GracefulShutdown::new();
-    // One clone per live connection: the strong count tells how many a cut would drop.
-    let live = Arc::new(());
+    let graceful = Graceful::new();
     let project: Option<Arc<str>> = config.project_id.as_deref().map(Arc::from);
     let mut shutdown = pin!(shutdown);
-    // Tells connections that have not chosen a protocol yet to close instead of waiting.
-    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(());
 
     loop {
         let accepted = tokio::select! {
@@ -82,11 +79,9 @@ where
         };
         let _ = stream.set_nodelay(true);
         let builder = Arc::clone(&builder);
-        let watcher = graceful.watcher();
-        let live = Arc::clone(&live);
+        let mut stopping = graceful.watch();
         let project = project.clone();
         let first_byte_timeout = config.header_read_timeout;
-        let mut stopping = stopping_rx.clone();
         tokio::spawn(async move {
             // The header timeout (`HeadDeadline` below) starts once the protocol is known, and
             // `auto` reads up to the 24-byte h2 preface with no deadline: a client that sends
@@ -96,41 +91,53 @@ where
                 opened = tokio::time::timeout(first_byte_timeout, opening(&stream)) => {
                     opened.ok().and_then(Result::ok).flatten()
                 }
-                _ = stopping.changed() => None,
+                () = &mut stopping => None,
             };
             let Some(opened) = opened else {
                 debug!(%peer, "connection closed before it chose a protocol");
                 return;
             };
-            let _live = live;
             // The HTTP/1 header read timeout, one timer per connection (see `header_timeout`);
             // HTTP/2 has none, as with hyper's own.
             let clock = (opened == Opening::Http1).then(HeadClock::new);
             let deadline = HeadDeadline::new(clock.clone(), first_byte_timeout);
             let io = HeadIo::new(TokioIo::new(stream), clock.clone());
             let service = service_fn(move |req| respond(req, project.as_ref(), clock.as_ref()));
-            let conn = watcher.watch(builder.serve_connection(io, service));
-            tokio::select! {
-                biased;
-                served = conn => if let Err(error) = served {
-                    debug!(%peer, %error, "connection ended with an error");
-                },
-                () = deadline => debug!(%peer, "no request head within the header timeout"),
+            let mut conn = pin!(builder.serve_connection(io, service));
+            let mut deadline = pin!(deadline);
+            let mut told = false;
+            let served = poll_fn(|cx| {
+                // At shutdown hyper finishes the request in flight, then closes (HTTP/1), or
+                // sends GOAWAY and finishes the open streams (HTTP/2).
+                if !told && Pin::new(&mut stopping).poll(cx).is_ready() {
+                    told = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                if let Poll::Ready(served) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(Some(served));
+                }
+                deadline.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            match served {
+                Some(Ok(())) => {}
+                Some(Err(error)) => debug!(%peer, %error, "connection ended with an error"),
+                None => debug!(%peer, "no request head within the header timeout"),
             }
         });
     }
 
     // Stop accepting first: new connections are refused while in-flight ones finish.
     drop(listener);
-    stopping_tx.send_replace(());
-    let connections = Arc::strong_count(&live) - 1;
+    graceful.stop();
+    let connections = graceful.open();
     info!(
         connections,
         grace_ms = millis(config.shutdown_grace),
         "draining"
     );
     let started = Instant::now();
-    match tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await {
+    match tokio::time::timeout(config.shutdown_grace, graceful.closed()).await {
         Ok(()) => {
             info!(
                 connections,
@@ -140,7 +147,7 @@ where
             Drain::Complete { connections }
         }
         Err(_) => {
-            let cut = Arc::strong_count(&live) - 1;
+            let cut = graceful.open();
             warn!(
                 connections = cut,
                 grace_ms = millis(config.shutdown_grace),

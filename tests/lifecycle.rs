@@ -2,11 +2,17 @@
 
 mod support;
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::channel::Channel;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use hyper_cloudrun::config::ServerConfig;
 use hyper_cloudrun::server::{Drain, MAX_HEAD_BYTES};
-use support::{TestServer, get, http1, request, send1};
+use support::{TestServer, collect, get, http1, request, send1};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -48,6 +54,43 @@ async fn shutdown_mid_request_lets_the_request_finish() {
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.ends_with("\r\n\r\nhelloworld"), "{reply}");
     assert_eq!(server.join().await, Drain::Complete { connections: 1 });
+}
+
+#[tokio::test]
+async fn shutdown_mid_h2c_stream_lets_the_stream_finish() {
+    let mut server = TestServer::start(config(5_000, 10_000)).await;
+    let io = TokioIo::new(TcpStream::connect(server.addr).await.unwrap());
+    let (mut sender, conn) = http2::handshake(TokioExecutor::new(), io).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let (mut body_tx, body) = Channel::<Bytes, Infallible>::new(1);
+    let req = hyper::Request::post("/echo")
+        .header("host", "test")
+        .body(body)
+        .unwrap();
+    let response = tokio::spawn(sender.send_request(req));
+    body_tx
+        .send_data(Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.signal();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stream opened before the signal is still served after it.
+    body_tx
+        .send_data(Bytes::from_static(b"world"))
+        .await
+        .unwrap();
+    drop(body_tx);
+    let reply = collect(response.await.unwrap().expect("response head")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "helloworld");
+    assert_eq!(server.join().await, Drain::Complete { connections: 1 });
+    // The server said GOAWAY and closed: the client's connection task ends cleanly.
+    tokio::time::timeout(Duration::from_secs(1), conn)
+        .await
+        .expect("client connection still open")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
