@@ -47,11 +47,11 @@ SERVER_CPU=0
 CLIENT_CPU=1
 if ((QUICK)); then
 	ROUNDS=${BENCH_ROUNDS:-2} SECONDS_PER_RUN=${BENCH_SECONDS:-2} STARTS=${BENCH_STARTS:-10}
-	H2_ROUNDS=1 CG_N1=100 CG_N2=600
+	H2_ROUNDS=1 CG_N1=100 CG_N2=600 CG_H2_N1=500 CG_H2_N2=2500
 else
 	# Short runs, many rounds: on a shared machine the pairs then see the same neighbours.
 	ROUNDS=${BENCH_ROUNDS:-9} SECONDS_PER_RUN=${BENCH_SECONDS:-3} STARTS=${BENCH_STARTS:-30}
-	H2_ROUNDS=3 CG_N1=200 CG_N2=2200
+	H2_ROUNDS=3 CG_N1=200 CG_N2=2200 CG_H2_N1=1000 CG_H2_N2=6000
 fi
 RESULTS=$ROOT/bench/results
 mkdir -p "$WORK/bin" "$WORK/logs" "$RESULTS"
@@ -286,6 +286,30 @@ for name in "${NAMES[@]}"; do
 	IR[$name]=$(awk -v a="$a" -v b="$b" -v n=$((CG_N2 - CG_N1)) 'BEGIN {printf "%.0f", (b-a)/n}')
 done
 
+# The same for h2c, for the servers that speak it: h2load, 4 connections × 10 streams.
+declare -A IR2
+cg_total_h2() { # name n -> total Ir of start-up + n h2c GETs, or nan if not all succeeded
+	local out=$WORK/logs/callgrind-h2-$1-$2.out port=$((PORT0 + 7)) pid ok
+	port_free "$port" || die "port $port is in use (set BENCH_PORT)"
+	PORT=$port taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" \
+		"${BIN[$1]}" >"$WORK/logs/callgrind-h2-$1-$2.log" 2>&1 &
+	pid=$!
+	LIVE[$pid]=1
+	"${ON_CLIENT[@]}" "$HARNESS" wait "$port" 60 || die "$1 did not start under valgrind"
+	ok=$("${ON_CLIENT[@]}" h2load -n "$2" -c 4 -m 10 -t 1 "http://127.0.0.1:$port/" 2>&1 |
+		awk '/^requests:/ {print $8}')
+	stop "$pid"
+	if [[ $ok == "$2" ]]; then awk '/^(summary|totals):/ {print $2; exit}' "$out"; else echo nan; fi
+}
+for name in "${NAMES[@]}"; do
+	IR2[$name]=nan
+	[[ $(med_of "${H2RPS[$name]}") == nan ]] && continue
+	say "callgrind: $name, $CG_H2_N1 and $CG_H2_N2 h2c requests"
+	a=$(cg_total_h2 "$name" "$CG_H2_N1")
+	b=$(cg_total_h2 "$name" "$CG_H2_N2")
+	IR2[$name]=$(awk -v a="$a" -v b="$b" -v n=$((CG_H2_N2 - CG_H2_N1)) 'BEGIN {if (a=="nan" || b=="nan") print "nan"; else printf "%.0f", (b-a)/n}')
+done
+
 # --- report -------------------------------------------------------------------------------------
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 {
@@ -293,12 +317,12 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+changes'); \`nproc\` = $NCPU, $CPU_MODEL; kernel $(uname -r); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "Server pinned to CPU $SERVER_CPU, wrk/h2load/clients to CPU $CLIENT_CPU; static glibc builds, stripped."
-	echo "$([[ $QUICK == 1 ]] && echo 'Quick run: ')wrk -t1, ${SECONDS_PER_RUN} s per run, $ROUNDS interleaved rounds (medians); h2load -c 64 -m 10 -t 1, $H2_ROUNDS × ${H2_SECONDS} s; $STARTS cold starts; callgrind over $CG_N1 and $CG_N2 keep-alive GET /."
+	echo "$([[ $QUICK == 1 ]] && echo 'Quick run: ')wrk -t1, ${SECONDS_PER_RUN} s per run, $ROUNDS interleaved rounds (medians); h2load -c 64 -m 10 -t 1, $H2_ROUNDS × ${H2_SECONDS} s; $STARTS cold starts; callgrind over $CG_N1 and $CG_N2 keep-alive GET /, and $CG_H2_N1 and $CG_H2_N2 h2c GET /."
 	echo
-	echo "| server | binary | gzip -9 | cold start p50 / p90 | idle RSS | peak RSS | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | h2c req/s | h2c p99 | instr/req |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| server | binary | gzip -9 | cold start p50 / p90 | idle RSS | peak RSS | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | h2c req/s | h2c p99 | instr/req | h2c instr/req |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for name in "${NAMES[@]}"; do
-		printf '| %s | %s MB | %s MB | %s / %s ms | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s | %s |\n' \
+		printf '| %s | %s MB | %s MB | %s / %s ms | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s | %s | %s |\n' \
 			"$name" "$(awk -v x="${SIZE[$name]}" 'BEGIN {printf "%.2f", x/1e6}')" \
 			"$(awk -v x="${GZ[$name]}" 'BEGIN {printf "%.3f", x/1e6}')" \
 			"$(fmt "${COLD50[$name]}" '%.2f')" "$(fmt "${COLD90[$name]}" '%.2f')" \
@@ -309,7 +333,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 			"$(fmt "$(med_of "${CPU[$name,64]}")" '%.1f')" \
 			"$(fmt "$(med_of "${H2RPS[$name]}")" '%.0f')" \
 			"$(h2_p99_cell "$name")" \
-			"$(fmt "${IR[$name]}" '%.0f')"
+			"$(fmt "${IR[$name]}" '%.0f')" "$(fmt "${IR2[$name]}" '%.0f')"
 	done
 	if ((${#PEERS[@]})); then
 		echo
@@ -356,5 +380,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo
 	echo "Reproduce: \`bench/run.sh$([[ $QUICK == 1 ]] && echo ' --quick')\` (peers from \`${PEERS_DIR}\`)."
 } | tee "$RESULTS/latest.md"
+STAMPED=$RESULTS/run-$(date -u +%Y%m%dT%H%MZ).md
+cp "$RESULTS/latest.md" "$STAMPED"
 echo >&2
-say "written to ${RESULTS#"$ROOT"/}/latest.md"
+say "written to ${RESULTS#"$ROOT"/}/latest.md and ${STAMPED#"$ROOT"/}"
