@@ -260,6 +260,15 @@ paired() {
 	read -ra ys <<<"$2"
 	for k in "${!xs[@]}"; do ratio "${xs[$k]}" "${ys[$k]:-nan}"; done | finite | median
 }
+# "lo–hi×": the smallest and largest per-round ratio, to show how far one round can stray.
+paired_range() {
+	local -a xs ys
+	local k
+	read -ra xs <<<"$1"
+	read -ra ys <<<"$2"
+	for k in "${!xs[@]}"; do ratio "${xs[$k]}" "${ys[$k]:-nan}"; done | finite | sort -g |
+		awk 'NR==1 {lo=$1} {hi=$1} END {if (NR) printf "%.2f–%.2f×\n", lo, hi; else print "n/a"}'
+}
 h2_p99_cell() {
 	local h2
 	h2=$(med_of "${H2P99[$1]}")
@@ -369,10 +378,10 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 		echo
 		echo "Targets against $ACTIX (issue: performance race on one vCPU):"
 		echo
-		check "c=64 throughput ≥ 1.0×, median of $ROUNDS paired rounds" "$(awk -v r="$r64" 'BEGIN {print (r != "nan" && r >= 1.0)}')" "$(fmt "$r64" '%.2f×')"
-		check "c=64 p99 no worse, median of the paired rounds' ratios ≤ 1.0" "$(awk -v r="$p64" 'BEGIN {print (r != "nan" && r <= 1.0)}')" "$(fmt "$p64" '%.2f×') (medians $(fmt "$p_o" '%.2f') vs $(fmt "$p_a" '%.2f') ms)"
+		check "c=64 throughput ≥ 1.0×, median of $ROUNDS paired rounds" "$(awk -v r="$r64" 'BEGIN {print (r != "nan" && r >= 1.0)}')" "$(fmt "$r64" '%.2f×') (rounds $(paired_range "${RPS[$ours,64]}" "${RPS[$ACTIX,64]}"))"
+		check "c=64 p99 no worse, median of the paired rounds' ratios ≤ 1.0" "$(awk -v r="$p64" 'BEGIN {print (r != "nan" && r <= 1.0)}')" "$(fmt "$p64" '%.2f×') (rounds $(paired_range "${P99[$ours,64]}" "${P99[$ACTIX,64]}"); medians $(fmt "$p_o" '%.2f') vs $(fmt "$p_a" '%.2f') ms)"
 		check "instructions per request ≤ 0.6×" "$(awk -v r="$ir" 'BEGIN {print (r != "nan" && r <= 0.6)}')" "${IR[$ours]} vs ${IR[$ACTIX]} = $(fmt "$ir" '%.2f×')"
-		check "h2c p99 ≤ 10 ms (h2load -c 64 -m 10)" "$(awk -v x="$h2" 'BEGIN {print (x != "nan" && x <= 10)}')" "$(fmt "$h2" '%.2f ms')"
+		check "h2c p99 ≤ 10 ms (h2load -c 64 -m 10)" "$(awk -v x="$h2" 'BEGIN {print (x != "nan" && x <= 10)}')" "$(fmt "$h2" '%.2f ms') (rounds: $(tr ' ' '\n' <<<"${H2P99[$ours]}" | finite | awk '{printf "%s%.2f", (NR>1 ? ", " : ""), $1}') ms)"
 		check "cold start p50 no worse" "$(awk -v a="${COLD50[$ours]}" -v b="${COLD50[$ACTIX]}" 'BEGIN {print (a <= b)}')" "$(fmt "${COLD50[$ours]}" '%.2f') vs $(fmt "${COLD50[$ACTIX]}" '%.2f') ms"
 		check "idle RSS no worse" "$(awk -v a="${IDLE[$ours]}" -v b="${IDLE[$ACTIX]}" 'BEGIN {print (a <= b)}')" "$(awk -v a="${IDLE[$ours]}" -v b="${IDLE[$ACTIX]}" 'BEGIN {printf "%.1f vs %.1f MB", a/1024, b/1024}')"
 		check "static glibc binary gzip -9 ≤ 1.0 MB" "$(awk -v x="${GZ[$ours]}" 'BEGIN {print (x <= 1000000)}')" "${GZ[$ours]} bytes"
