@@ -389,7 +389,9 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo
 	echo "Reproduce: \`bench/run.sh$([[ $QUICK == 1 ]] && echo ' --quick')\` (peers from \`${PEERS_DIR}\`)."
 } | tee "$RESULTS/latest.md"
-STAMPED=$RESULTS/run-$(date -u +%Y%m%dT%H%MZ)$([[ $QUICK == 1 ]] && echo -quick).md
+SUFFIX=
+((QUICK)) && SUFFIX=-quick
+STAMPED=$RESULTS/run-$(date -u +%Y%m%dT%H%MZ)$SUFFIX.md
 cp "$RESULTS/latest.md" "$STAMPED"
 echo >&2
 say "written to ${RESULTS#"$ROOT"/}/latest.md and ${STAMPED#"$ROOT"/}"
