@@ -164,16 +164,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_resolves_at_stop_and_not_before() {
-        let graceful = Graceful::new();
+        let graceful = Arc::new(Graceful::new());
         let mut watch = graceful.watch();
         assert!(tokio::time::timeout(SOON, &mut watch).await.is_err());
-        let waiter = tokio::spawn(watch);
-        tokio::task::yield_now().await;
-        graceful.stop();
-        tokio::time::timeout(SOON, waiter)
-            .await
-            .expect("not woken by stop")
-            .unwrap();
+        // Polled again by the same task (the waker stored at the first poll), stopped meanwhile
+        // from another task.
+        let stopper = tokio::spawn({
+            let graceful = Arc::clone(&graceful);
+            async move {
+                tokio::time::sleep(SOON).await;
+                graceful.stop();
+            }
+        });
+        // Not `timeout`: it polls the inner future first, so a watch never woken would still
+        // pass once the timer fired.
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(SOON * 10) => panic!("not woken by stop"),
+            () = &mut watch => {}
+        }
+        stopper.await.unwrap();
     }
 
     #[tokio::test]
