@@ -36,7 +36,13 @@ struct Conns {
     /// Slots of closed connections, for reuse: the vector never outgrows the most connections
     /// open at once.
     free: Vec<usize>,
-    open: usize,
+}
+
+impl Conns {
+    /// Every slot is either free or held by an open connection's [`Watch`].
+    fn open(&self) -> usize {
+        self.wakers.len() - self.free.len()
+    }
 }
 
 impl Shared {
@@ -56,7 +62,6 @@ impl Graceful {
     /// `Watch` resolves once [`stop`](Self::stop) is called.
     pub fn watch(&self) -> Watch {
         let mut conns = self.shared.conns();
-        conns.open += 1;
         let slot = match conns.free.pop() {
             Some(slot) => slot,
             None => {
@@ -73,7 +78,7 @@ impl Graceful {
 
     /// Connections whose [`Watch`] is still alive.
     pub fn open(&self) -> usize {
-        self.shared.conns().open
+        self.shared.conns().open()
     }
 
     /// Resolves every [`Watch`], now and from now on.
@@ -145,8 +150,7 @@ impl Drop for Watch {
             let mut conns = self.shared.conns();
             conns.wakers[self.slot] = None;
             conns.free.push(self.slot);
-            conns.open -= 1;
-            conns.open == 0
+            conns.open() == 0
         };
         if last && self.shared.stopping.load(SeqCst) {
             self.shared.all_closed.notify_waiters();
