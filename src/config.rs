@@ -23,6 +23,15 @@ pub const ENV_SHUTDOWN_GRACE: &str = "SHUTDOWN_GRACE";
 pub const ENV_HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
 /// Google Cloud project id; enables trace correlation in logs.
 pub const ENV_GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
+/// Every variable [`Config::from_lookup`] reads (the property tests and fuzz targets set them all).
+pub const ENV_VARS: [&str; 6] = [
+    ENV_PORT,
+    ENV_LOG_FILTER,
+    ENV_LOG_FORMAT,
+    ENV_SHUTDOWN_GRACE,
+    ENV_HEADER_READ_TIMEOUT,
+    ENV_GOOGLE_CLOUD_PROJECT,
+];
 
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_LOG_FILTER: &str = "info";
@@ -251,6 +260,21 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn env_vars_lists_exactly_what_from_lookup_reads() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|k| {
+            asked.borrow_mut().push(k.to_owned());
+            None
+        })
+        .unwrap();
+        let mut asked = asked.into_inner();
+        asked.sort();
+        let mut listed = ENV_VARS.map(str::to_owned).to_vec();
+        listed.sort();
+        assert_eq!(asked, listed);
     }
 
     #[test]

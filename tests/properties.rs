@@ -10,15 +10,6 @@ use hyper_cloudrun::config::{self, Config, ConfigError};
 use hyper_cloudrun::trace::{TraceContext, parse_traceparent, parse_x_cloud_trace_context};
 use proptest::prelude::*;
 
-const VARS: [&str; 6] = [
-    config::ENV_PORT,
-    config::ENV_LOG_FILTER,
-    config::ENV_LOG_FORMAT,
-    config::ENV_SHUTDOWN_GRACE,
-    config::ENV_HEADER_READ_TIMEOUT,
-    config::ENV_GOOGLE_CLOUD_PROJECT,
-];
-
 /// Strings near the valid ones as well as anything at all.
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -142,7 +133,7 @@ proptest! {
 
     #[test]
     fn from_lookup_never_panics_and_keeps_its_bounds(
-        vars in proptest::collection::hash_map(proptest::sample::select(&VARS[..]), value(), 0..6),
+        vars in proptest::collection::hash_map(proptest::sample::select(&config::ENV_VARS[..]), value(), 0..6),
     ) {
         let env: HashMap<&str, String> = vars;
         match Config::from_lookup(|k| env.get(k).cloned()) {
@@ -160,7 +151,7 @@ proptest! {
                 let msg = err.to_string();
                 prop_assert!(!msg.contains('\n'), "{:?}", msg);
                 prop_assert!(
-                    VARS.iter().any(|v| msg.starts_with(&format!("invalid {v}="))),
+                    config::ENV_VARS.iter().any(|v| msg.starts_with(&format!("invalid {v}="))),
                     "{:?} names no variable", msg
                 );
             }

@@ -5,18 +5,9 @@
 use hyper_cloudrun::config::{self, Config};
 use libfuzzer_sys::fuzz_target;
 
-const VARS: [&str; 6] = [
-    config::ENV_PORT,
-    config::ENV_LOG_FILTER,
-    config::ENV_LOG_FORMAT,
-    config::ENV_SHUTDOWN_GRACE,
-    config::ENV_HEADER_READ_TIMEOUT,
-    config::ENV_GOOGLE_CLOUD_PROJECT,
-];
-
-fuzz_target!(|values: [Option<String>; 6]| {
+fuzz_target!(|values: [Option<String>; config::ENV_VARS.len()]| {
     let lookup = |name: &str| {
-        let i = VARS.iter().position(|v| *v == name)?;
+        let i = config::ENV_VARS.iter().position(|v| *v == name)?;
         values[i].clone()
     };
     match Config::from_lookup(lookup) {
@@ -30,7 +21,8 @@ fuzz_target!(|values: [Option<String>; 6]| {
             let msg = err.to_string();
             assert!(!msg.contains('\n') && !msg.contains('\r'), "{msg:?}");
             assert!(
-                VARS.iter()
+                config::ENV_VARS
+                    .iter()
                     .any(|v| msg.starts_with(&format!("invalid {v}="))),
                 "{msg:?}"
             );
