@@ -277,46 +277,45 @@ h2_p99_cell() {
 
 # --- 4. instructions per request (callgrind) ----------------------------------------------------
 declare -A IR
-cg_total() { # name n -> total Ir of start-up + n keep-alive GETs
-	local out=$WORK/logs/callgrind-$1-$2.out port=$((PORT0 + 7)) pid
-	port_free "$port" || die "port $port is in use (set BENCH_PORT)"
-	PORT=$port taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" \
-		"${BIN[$1]}" >"$WORK/logs/callgrind-$1-$2.log" 2>&1 &
-	pid=$!
-	LIVE[$pid]=1
-	"${ON_CLIENT[@]}" "$HARNESS" keepalive "$port" "$2" || die "keep-alive client failed against $1"
-	stop "$pid"
-	awk '/^(summary|totals):/ {print $2; exit}' "$out"
+# Clients for one server under callgrind: PORT N -> success once N requests were answered.
+cg_keepalive() { "${ON_CLIENT[@]}" "$HARNESS" keepalive "$1" "$2"; }
+cg_h2c() { # h2load, 4 connections × 10 streams
+	local ok
+	ok=$("${ON_CLIENT[@]}" h2load -n "$2" -c 4 -m 10 -t 1 "http://127.0.0.1:$1/" 2>&1 |
+		awk '/^requests:/ {print $8}')
+	[[ $ok == "$2" ]]
 }
-for name in "${NAMES[@]}"; do
-	say "callgrind: $name, $CG_N1 and $CG_N2 keep-alive requests"
-	a=$(cg_total "$name" "$CG_N1")
-	b=$(cg_total "$name" "$CG_N2")
-	IR[$name]=$(awk -v a="$a" -v b="$b" -v n=$((CG_N2 - CG_N1)) 'BEGIN {printf "%.0f", (b-a)/n}')
-done
-
-# The same for h2c, for the servers that speak it: h2load, 4 connections × 10 streams.
-declare -A IR2
-cg_total_h2() { # name n -> total Ir of start-up + n h2c GETs, or nan if not all succeeded
-	local out=$WORK/logs/callgrind-h2-$1-$2.out port=$((PORT0 + 7)) pid ok
+cg_total() { # name client n -> total Ir of start-up + n requests from client, or nan if it failed
+	local out=$WORK/logs/callgrind-$2-$1-$3.out port=$((PORT0 + 7)) pid ok=0
 	port_free "$port" || die "port $port is in use (set BENCH_PORT)"
 	PORT=$port taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" \
-		"${BIN[$1]}" >"$WORK/logs/callgrind-h2-$1-$2.log" 2>&1 &
+		"${BIN[$1]}" >"${out%.out}.log" 2>&1 &
 	pid=$!
 	LIVE[$pid]=1
 	"${ON_CLIENT[@]}" "$HARNESS" wait "$port" 60 || die "$1 did not start under valgrind"
-	ok=$("${ON_CLIENT[@]}" h2load -n "$2" -c 4 -m 10 -t 1 "http://127.0.0.1:$port/" 2>&1 |
-		awk '/^requests:/ {print $8}')
-	stop "$pid"
-	if [[ $ok == "$2" ]]; then awk '/^(summary|totals):/ {print $2; exit}' "$out"; else echo nan; fi
+	"$2" "$port" "$3" && ok=1
+	stop "$pid" # callgrind writes its totals at exit
+	if ((ok)); then awk '/^(summary|totals):/ {print $2; exit}' "$out"; else echo nan; fi
 }
+per_request() { # name client n1 n2 -> (total at n2 - total at n1) / (n2 - n1), or nan
+	local a b
+	a=$(cg_total "$1" "$2" "$3")
+	b=$(cg_total "$1" "$2" "$4")
+	awk -v a="$a" -v b="$b" -v n=$(($4 - $3)) 'BEGIN {if (a=="nan" || b=="nan") print "nan"; else printf "%.0f", (b-a)/n}'
+}
+for name in "${NAMES[@]}"; do
+	say "callgrind: $name, $CG_N1 and $CG_N2 keep-alive requests"
+	IR[$name]=$(per_request "$name" cg_keepalive "$CG_N1" "$CG_N2")
+	[[ ${IR[$name]} == nan ]] && die "keep-alive client failed against $name under callgrind"
+done
+
+# The same for h2c, for the servers that speak it.
+declare -A IR2
 for name in "${NAMES[@]}"; do
 	IR2[$name]=nan
 	[[ $(med_of "${H2RPS[$name]}") == nan ]] && continue
 	say "callgrind: $name, $CG_H2_N1 and $CG_H2_N2 h2c requests"
-	a=$(cg_total_h2 "$name" "$CG_H2_N1")
-	b=$(cg_total_h2 "$name" "$CG_H2_N2")
-	IR2[$name]=$(awk -v a="$a" -v b="$b" -v n=$((CG_H2_N2 - CG_H2_N1)) 'BEGIN {if (a=="nan" || b=="nan") print "nan"; else printf "%.0f", (b-a)/n}')
+	IR2[$name]=$(per_request "$name" cg_h2c "$CG_H2_N1" "$CG_H2_N2")
 done
 
 # --- report -------------------------------------------------------------------------------------
