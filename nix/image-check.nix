@@ -1,6 +1,6 @@
 # checks.image: proves the image without Docker, inside the build sandbox. Unpacks the tarball,
 # asserts one layer, the exact file list and the config, then starts the entrypoint from the
-# unpacked root (twice: normal, then read-only) on loopback and checks /, /healthz and a clean
+# unpacked root (twice: normal, then read-only) on loopback and checks /, /health and a clean
 # exit 0 after SIGTERM. The sandbox has its own network namespace, so the fixed ports below
 # cannot collide with anything on the builder.
 {
@@ -107,7 +107,7 @@ runCommand "${package.pname}-image-check"
       env -i PORT="$port" TMPDIR="$root/tmp" "$entry" >"$out/$name.stdout" 2>"$out/$name.stderr" &
       pid=$!
       for _ in $(seq 100); do
-        if curl -fsS --max-time 2 -o /dev/null "$base/healthz" 2>/dev/null; then
+        if curl -fsS --max-time 2 -o /dev/null "$base/health" 2>/dev/null; then
           ready=1
           break
         fi
@@ -118,10 +118,10 @@ runCommand "${package.pname}-image-check"
       code=$(curl -sS --max-time 5 -o "$out/$name.root-body" -w '%{http_code}' "$base/")
       [ "$code" = 200 ] || fail "$name: GET / returned $code"
       ok "$name: GET / 200"
-      code=$(curl -sS --max-time 5 -o "$out/$name.healthz-body" -w '%{http_code}' "$base/healthz")
-      body=$(cat "$out/$name.healthz-body")
-      [ "$code" = 200 ] && [ "$body" = ok ] || fail "$name: GET /healthz returned $code '$body'"
-      ok "$name: GET /healthz 200 ok"
+      code=$(curl -sS --max-time 5 -o "$out/$name.health-body" -w '%{http_code}' "$base/health")
+      body=$(cat "$out/$name.health-body")
+      [ "$code" = 200 ] && [ "$body" = ok ] || fail "$name: GET /health returned $code '$body'"
+      ok "$name: GET /health 200 ok"
 
       # Cloud Run's contract: SIGTERM, then SIGKILL 10 s later. `wait -n -p` returns as soon as
       # either the service or the 10 s timer ends and says which (kill -0 would also succeed

@@ -32,7 +32,7 @@ testers.runNixOSTest {
     machine.succeed("docker load --input=${image}")
     machine.succeed("docker image inspect ${ref}")
     machine.succeed("docker run -d --name svc -e PORT=9090 -p 8080:9090 ${ref}")
-    machine.wait_until_succeeds("curl -fsS http://127.0.0.1:8080/healthz | grep -qx ok", timeout=60)
+    machine.wait_until_succeeds("curl -fsS http://127.0.0.1:8080/health | grep -qx ok", timeout=60)
     machine.succeed("curl -fsS -o /dev/null http://127.0.0.1:8080/")
     user = machine.succeed("docker inspect --format '{{.Config.User}}' svc").strip()
     assert user == "65534:65534", f"container runs as {user!r}"

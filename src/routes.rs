@@ -3,7 +3,7 @@
 //! | route          | answer                                                       |
 //! |----------------|--------------------------------------------------------------|
 //! | `GET/HEAD /`   | 200 greeting                                                 |
-//! | `GET/HEAD /healthz` | 200 `ok` (Cloud Run startup and liveness probes)        |
+//! | `GET/HEAD /health` | 200 `ok`, `cache-control: no-store` (Cloud Run's probes)  |
 //! | `POST /echo`   | 200 with the request body and content type; 413 over 1 MiB   |
 //! | other method   | 405 with `Allow`                                             |
 //! | other path     | 404                                                          |
@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 /// The largest body `/echo` accepts.
@@ -29,6 +29,7 @@ pub const GREETING: &str = "Hello from Rust on Cloud Run!\n";
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const ALLOW_GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
 const ALLOW_POST: HeaderValue = HeaderValue::from_static("POST");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// The most a response body hands hyper at a time. hyper copies HTTP/1 bodies into its write
 /// buffer (`writev(false)` in [`crate::server`]) and flushes at 64 KiB, so a 1 MiB echo passes
@@ -83,9 +84,16 @@ pub fn answer_now<B>(req: &mut Request<B>) -> Option<Response<ResponseBody>> {
     let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
     let res = match req.uri().path() {
         "/" if get_or_head => reply(req, StatusCode::OK, GREETING),
-        "/healthz" if get_or_head => reply(req, StatusCode::OK, "ok\n"),
+        // Not `/healthz`: Cloud Run's front end reserves some paths ending in `z` and answers
+        // them itself (<https://cloud.google.com/run/docs/known-issues#reserved_url_paths>).
+        "/health" if get_or_head => {
+            let mut res = reply(req, StatusCode::OK, "ok\n");
+            // A cache between a checker and the service must never answer for it.
+            res.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+            res
+        }
         "/echo" if req.method() == Method::POST => return None,
-        "/" | "/healthz" => not_allowed(req, ALLOW_GET_HEAD),
+        "/" | "/health" => not_allowed(req, ALLOW_GET_HEAD),
         "/echo" => not_allowed(req, ALLOW_POST),
         _ => reply(req, StatusCode::NOT_FOUND, "not found\n"),
     };

@@ -97,7 +97,7 @@ async fn shutdown_mid_h2c_stream_lets_the_stream_finish() {
 async fn shutdown_closes_idle_keep_alive_connections_at_once() {
     let server = TestServer::start(config(5_000, 10_000)).await;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+    s.write_all(b"GET /health HTTP/1.1\r\nhost: t\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 1024];
@@ -152,7 +152,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_at_the_timeout() {
     let (_, took) = read_to_close(&mut slow, Duration::from_secs(3)).await;
     assert!(took < Duration::from_secs(2), "{took:?}");
     // Everyone else is still served.
-    assert_eq!(get(server.addr, "/healthz").await.text(), "ok\n");
+    assert_eq!(get(server.addr, "/health").await.text(), "ok\n");
 }
 
 #[tokio::test]

@@ -148,7 +148,7 @@ async fn request_lines_carry_the_cloud_trace_when_a_project_is_set() {
     let reply = raw(
         p.addr(),
         &format!(
-            "GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\ntraceparent: 00-{TRACE}-00f067aa0ba902b7-01\r\n\r\n"
+            "GET /health HTTP/1.1\r\nhost: t\r\nconnection: close\r\ntraceparent: 00-{TRACE}-00f067aa0ba902b7-01\r\n\r\n"
         ),
     )
     .await;
@@ -160,7 +160,7 @@ async fn request_lines_carry_the_cloud_trace_when_a_project_is_set() {
         )
         .expect("a debug access line");
     assert!(line.contains(r#""severity":"DEBUG""#), "{line}");
-    assert!(line.contains(r#""path":"/healthz","status":200"#), "{line}");
+    assert!(line.contains(r#""path":"/health","status":200"#), "{line}");
     assert!(
         line.contains(&format!(
             r#""logging.googleapis.com/trace":"projects/my-proj/traces/{TRACE}""#

@@ -31,22 +31,24 @@ async fn head_root_returns_headers_without_a_body() {
     );
     assert!(r.body.is_empty());
     // The connection is still usable: the empty HEAD body did not desynchronise it.
-    let r = send1(&mut c, request("GET", "/healthz", Bytes::new())).await;
+    let r = send1(&mut c, request("GET", "/health", Bytes::new())).await;
     assert_eq!(r.text(), "ok\n");
 }
 
 #[tokio::test]
-async fn healthz_returns_ok_for_probes() {
+async fn health_returns_ok_and_no_store_for_probes() {
     let server = TestServer::start_default().await;
-    let r = get(server.addr, "/healthz").await;
+    let r = get(server.addr, "/health").await;
     assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
     assert_eq!(r.text(), "ok\n");
 }
 
 #[tokio::test]
 async fn unknown_path_returns_404() {
     let server = TestServer::start_default().await;
-    for path in ["/nope", "/healthz/", "/echo/x", "//"] {
+    // `/healthz` is reserved by Cloud Run's front end: serving it would only mislead.
+    for path in ["/nope", "/health/", "/healthz", "/echo/x", "//"] {
         assert_eq!(
             get(server.addr, path).await.status,
             StatusCode::NOT_FOUND,
@@ -61,7 +63,7 @@ async fn wrong_method_returns_405_with_allow() {
     let mut c = http1(server.addr).await;
     for (method, path, allow) in [
         ("POST", "/", "GET, HEAD"),
-        ("DELETE", "/healthz", "GET, HEAD"),
+        ("DELETE", "/health", "GET, HEAD"),
         ("GET", "/echo", "POST"),
         ("PUT", "/echo", "POST"),
     ] {
@@ -142,7 +144,7 @@ async fn h2c_serves_every_route_on_the_same_port() {
     let mut c = h2c(server.addr).await;
     let r = send2(&mut c, request("GET", "/", Bytes::new())).await;
     assert_eq!((r.status, r.text()), (StatusCode::OK, GREETING));
-    let r = send2(&mut c, request("GET", "/healthz", Bytes::new())).await;
+    let r = send2(&mut c, request("GET", "/health", Bytes::new())).await;
     assert_eq!(r.text(), "ok\n");
     let r = send2(&mut c, request("POST", "/echo", "over h2")).await;
     assert_eq!(r.text(), "over h2");

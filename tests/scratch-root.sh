@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The scratch-image contract without Docker or Nix: the static binary, alone in an empty root
 # directory, run as uid/gid 65534 and as PID 1 of a new PID namespace with only PORT in its
-# environment, must answer / and /healthz, then drain and exit 0 on SIGTERM.
+# environment, must answer / and /health, then drain and exit 0 on SIGTERM.
 #
 # PID 1 matters: the kernel applies no default action to a signal that PID 1 has no handler
 # for, so a binary that forgot its SIGTERM handler would hang here until SIGKILL, as it would
@@ -81,7 +81,7 @@ envs=$(tr '\0' ' ' <"/proc/$server/environ")
 [ "$envs" = "PORT=$port " ] || fail "environment is '$envs', expected only PORT"
 step "running as PID 1 of its namespace, uid:gid 65534:65534, env: $envs"
 
-for path in / /healthz; do
+for path in / /health; do
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port$path") ||
     fail "GET $path: curl failed"
   [ "$code" = 200 ] || fail "GET $path returned $code"
