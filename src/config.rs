@@ -9,11 +9,12 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// Port to listen on; set by Cloud Run.
 pub const ENV_PORT: &str = "PORT";
 /// Log filter: a level (`info`) or `target=level` directives (`info,hyper_cloudrun=debug`).
+/// Anything else is refused (see [`parse_log_filter`]).
 pub const ENV_LOG_FILTER: &str = "RUST_LOG";
 /// `json` (one Cloud Logging object per line) or `text` (for people).
 pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
@@ -97,10 +98,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "invalid {ENV_PORT}={v:?}: expected a port number from 1 to 65535"
             ),
-            Self::LogFilter(v, e) => write!(
-                f,
-                "invalid {ENV_LOG_FILTER}={v:?}: {e} (expected e.g. \"info\" or \"warn,hyper_cloudrun=debug\")"
-            ),
+            Self::LogFilter(v, why) => write!(f, "invalid {ENV_LOG_FILTER}={v:?}: {why}"),
             Self::LogFormat(v) => write!(
                 f,
                 "invalid {ENV_LOG_FORMAT}={v:?}: expected \"json\" or \"text\""
@@ -204,11 +202,91 @@ pub fn parse_port(value: &str) -> Result<u16, ConfigError> {
         .map_err(|_| ConfigError::Port(value.to_owned()))
 }
 
-/// Checks a `RUST_LOG` value: `Targets` syntax (`level` or `target=level` lists), no regex.
+/// Parses a `RUST_LOG` value: comma-separated directives, each a level (`info`) or
+/// `target=level` (`hyper_cloudrun=debug`); the last one for a target wins.
+///
+/// Stricter than tracing-subscriber's own `Targets` syntax, which takes any bare word that is
+/// not a level as a target to log at `trace`: `RUST_LOG=warning` (Cloud Logging's name for the
+/// level), `degub` or `verbose` then enable a target that does not exist and every log line,
+/// start-up failures included, is silently dropped. Here a bare word must be a level, so a typo
+/// is refused before the port opens. Levels are matched in any case, and `warning` means `warn`.
+///
+/// Whitespace around the value, a directive, a target or a level is ignored: none of them can
+/// contain any (targets are Rust module paths), so it can only come from quoting (`'info '`,
+/// a YAML `"info, h2=warn"`), and refusing it would send the operator hunting for an invisible
+/// character. `PORT` and the durations are trimmed the same way.
 pub fn parse_log_filter(value: &str) -> Result<Targets, ConfigError> {
-    value
-        .parse::<Targets>()
-        .map_err(|e| ConfigError::LogFilter(value.to_owned(), e.to_string()))
+    let bad = |why: String| ConfigError::LogFilter(value.to_owned(), why);
+    let mut filter = Targets::new();
+    let mut directives = 0;
+    for directive in value.split(',').map(str::trim) {
+        if directive.is_empty() {
+            continue;
+        }
+        directives += 1;
+        filter = match directive.split_once('=') {
+            None => match parse_level(directive) {
+                Some(level) => filter.with_default(level),
+                None => {
+                    return Err(bad(format!(
+                        "{directive:?} is neither a level ({LEVEL_NAMES}) nor target=level, e.g. \"warn,hyper_cloudrun=debug\""
+                    )));
+                }
+            },
+            Some((target, level)) => {
+                let (target, level) = (target.trim(), level.trim());
+                if !is_target(target) {
+                    return Err(bad(format!(
+                        "target {target:?} is not a module path, e.g. hyper_cloudrun or h2::codec"
+                    )));
+                }
+                match parse_level(level) {
+                    Some(level) => filter.with_target(target, level),
+                    None => {
+                        return Err(bad(format!("{level:?} is not a level ({LEVEL_NAMES})")));
+                    }
+                }
+            }
+        };
+    }
+    if directives == 0 {
+        return Err(bad(
+            "no directive, e.g. \"info\" or \"warn,hyper_cloudrun=debug\"".to_owned(),
+        ));
+    }
+    Ok(filter)
+}
+
+/// The level names [`parse_level`] takes, for error messages (`warning` too, unlisted).
+const LEVEL_NAMES: &str = "off, error, warn, info, debug, trace";
+
+/// A level name in any case; `warning` is Cloud Logging's name for `warn`
+/// (<https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#LogSeverity>).
+/// tracing's numeric levels (`3`) are not taken: nobody means a number by a log level.
+fn parse_level(word: &str) -> Option<LevelFilter> {
+    const LEVELS: [(&str, LevelFilter); 7] = [
+        ("off", LevelFilter::OFF),
+        ("error", LevelFilter::ERROR),
+        ("warn", LevelFilter::WARN),
+        ("warning", LevelFilter::WARN),
+        ("info", LevelFilter::INFO),
+        ("debug", LevelFilter::DEBUG),
+        ("trace", LevelFilter::TRACE),
+    ];
+    LEVELS
+        .iter()
+        .find(|(name, _)| word.eq_ignore_ascii_case(name))
+        .map(|&(_, level)| level)
+}
+
+/// A log target as tracing writes it by default, `module_path!()`: letters, digits, `_` and
+/// `::`. Every event of this binary and its dependencies has one, so a target with any other
+/// character (`hyper-cloudrun`, the package name instead of the crate's) could never match.
+fn is_target(target: &str) -> bool {
+    !target.is_empty()
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':'))
 }
 
 /// A duration: a whole number with a unit `ms` or `s`, or a bare number of seconds
@@ -349,6 +427,69 @@ mod tests {
                 .starts_with("invalid RUST_LOG=\"info,hyper=loud\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn log_levels_are_taken_in_any_case_and_warning_means_warn() {
+        use tracing::Level;
+        // (value, enabled for this crate, the next level down, which must be off)
+        for (value, on, below) in [
+            ("warning", Level::WARN, Level::INFO),
+            ("WARNING", Level::WARN, Level::INFO),
+            ("Warn", Level::WARN, Level::INFO),
+            ("INFO", Level::INFO, Level::DEBUG),
+            ("info ", Level::INFO, Level::DEBUG),
+            ("\tdebug\n", Level::DEBUG, Level::TRACE),
+            (" error , h2 = Warning ", Level::ERROR, Level::WARN),
+            ("info,hyper_cloudrun=debug", Level::DEBUG, Level::TRACE),
+        ] {
+            let c = parse(&[("RUST_LOG", value)]).unwrap();
+            let filter = parse_log_filter(&c.log_filter).unwrap();
+            assert!(filter.would_enable("hyper_cloudrun", &on), "{value:?}");
+            assert!(!filter.would_enable("hyper_cloudrun", &below), "{value:?}");
+        }
+        let filter = parse_log_filter("error, h2 = Warning").unwrap();
+        assert!(filter.would_enable("h2::codec", &Level::WARN));
+        assert!(!filter.would_enable("h2::codec", &Level::INFO));
+        let off = parse_log_filter("OFF").unwrap();
+        assert!(!off.would_enable("hyper_cloudrun", &Level::ERROR));
+    }
+
+    #[test]
+    fn a_word_that_is_not_a_level_is_refused_not_taken_for_a_target() {
+        for bad in [
+            "degub",
+            "verbose",
+            "warnings",
+            "3",
+            "hyper_cloudrun",
+            "info,degub",
+            "info,hyper=loud",
+            "hyper=",
+            "=debug",
+            "hyper-cloudrun=debug",
+            "a=b=c",
+            " ",
+            ",",
+        ] {
+            let err = parse(&[("RUST_LOG", bad)]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::LogFilter(v, _) if v == bad),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("invalid RUST_LOG={bad:?}: ")),
+                "{msg}"
+            );
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        let msg = parse(&[("RUST_LOG", "degub")]).unwrap_err().to_string();
+        assert!(msg.contains("is neither a level"), "{msg}");
+        let msg = parse(&[("RUST_LOG", "info,x=\u{1b}[2J")])
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains('\u{1b}'), "{msg}");
     }
 
     #[test]

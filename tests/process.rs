@@ -66,6 +66,10 @@ fn every_bad_setting_is_refused_before_the_port_opens() {
     for (var, value) in [
         ("LOG_FORMAT", "yaml"),
         ("RUST_LOG", "info,x=loud"),
+        // Bare words that are not levels, which tracing-subscriber would take for targets and
+        // so log nothing at all.
+        ("RUST_LOG", "degub"),
+        ("RUST_LOG", "verbose"),
         ("SHUTDOWN_GRACE", "forever"),
         ("SHUTDOWN_GRACE", "30s"),
         ("HEADER_READ_TIMEOUT", "0"),
@@ -76,6 +80,26 @@ fn every_bad_setting_is_refused_before_the_port_opens() {
         assert_eq!(code, Some(64), "{var}={value}: {stderr}");
         assert!(stderr.contains(var) && stderr.contains(value), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn log_levels_are_taken_in_any_case_and_as_cloud_loggings_warning() {
+    for level in ["INFO", "Info", "info ", " info,h2=WARNING"] {
+        let mut p = Process::start(&[("RUST_LOG", level)]);
+        p.signal("TERM");
+        assert_eq!(p.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    }
+    // At `warning` the listening line is filtered out; a failed bind shows the level works.
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    for level in ["warning", "WARNING"] {
+        let (code, stdout, stderr) = run_to_exit(&[("PORT", &port), ("RUST_LOG", level)]);
+        assert_eq!(code, Some(71), "RUST_LOG={level}: {stdout} {stderr}");
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        assert!(stdout.contains(r#""severity":"ERROR""#), "{stdout}");
+        assert!(stdout.contains("cannot bind"), "{stdout}");
+        assert_eq!(stderr, "");
     }
 }
 

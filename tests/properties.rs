@@ -17,6 +17,7 @@ fn value() -> impl Strategy<Value = String> {
         "[ \t]{0,2}[0-9]{0,6}(s|ms|m|)[ \t\n]{0,2}",
         "[-+0-9 .xms]{0,8}",
         "(trace|debug|info|warn|error|off|TRACE|loud)?(,[a-z_:]{1,12}(=(trace|debug|info|warn|error|off|loud))?){0,3}",
+        "[ \t]?(warning|WARNING|Info|degub|verbose|3|hyper-cloudrun|)[ \t]?(,[ ]?[a-z_:-]{0,6}[ ]?=?[ ]?(Debug|warning|loud|)){0,2}",
         "(json|text|JSON|Text|yaml|)",
         "[a-z0-9.:\"-]{0,12}",
         (0u32..140_000).prop_map(|n| n.to_string()),
@@ -39,6 +40,29 @@ fn port_model(value: &str) -> Option<u16> {
         .bytes()
         .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
     u16::try_from(n).ok()
+}
+
+/// Whether `RUST_LOG` should parse, worked out without the parser: comma-separated directives,
+/// blank ones skipped, at least one; each a level name in any case (`warning` too) or
+/// `target=level` with a module-path target, whitespace around each part ignored.
+fn log_filter_model(value: &str) -> bool {
+    let level = |w: &str| {
+        ["off", "error", "warn", "warning", "info", "debug", "trace"]
+            .iter()
+            .any(|l| w.trim().eq_ignore_ascii_case(l))
+    };
+    let target = |t: &str| {
+        let t = t.trim();
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let directives: Vec<&str> = value.split(',').filter(|d| !d.trim().is_empty()).collect();
+    !directives.is_empty()
+        && directives.iter().all(|d| match d.split_once('=') {
+            None => level(d),
+            Some((t, l)) => target(t) && level(l),
+        })
 }
 
 fn one_line_naming(err: &ConfigError, var: &str) -> Result<(), TestCaseError> {
@@ -114,16 +138,20 @@ proptest! {
     }
 
     #[test]
-    fn log_filter_errors_name_rust_log_on_one_line(s in value()) {
-        if let Err(err) = config::parse_log_filter(&s) {
-            one_line_naming(&err, config::ENV_LOG_FILTER)?;
+    fn a_log_filter_is_levels_and_target_directives_or_an_error_naming_rust_log(s in value()) {
+        match config::parse_log_filter(&s) {
+            Ok(_) => prop_assert!(log_filter_model(&s), "accepted {:?}", s),
+            Err(err) => {
+                prop_assert!(!log_filter_model(&s), "refused {:?}", s);
+                one_line_naming(&err, config::ENV_LOG_FILTER)?;
+            }
         }
     }
 
     #[test]
     fn log_levels_and_target_directives_parse(
         directives in proptest::collection::vec(
-            "([a-z_]{1,8}(::[a-z_]{1,8})?=)?(trace|debug|info|warn|error|off)",
+            "[ ]?([a-z_]{1,8}(::[a-z_]{1,8})?[ ]?=[ ]?)?(trace|debug|info|warn|warning|error|off|TRACE|Warning|iNFO)[ ]?",
             1..4,
         ),
     ) {
