@@ -1,12 +1,14 @@
 //! The process lifecycle, in order: config → telemetry → signal handlers → bind → serve → exit.
 
+use std::io;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use hyper_cloudrun::config::{self, Config};
 use hyper_cloudrun::server::{self, Drain};
 use hyper_cloudrun::{runtime, shutdown, telemetry};
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{Level, error, info};
 
 /// Bad configuration (BSD sysexits `EX_USAGE`): Cloud Run shows it as a failed start, not a
 /// crash loop of panics.
@@ -33,26 +35,17 @@ fn main() -> ExitCode {
     let cpus = runtime::available_cpus();
     let rt = match runtime::build(cpus) {
         Ok(rt) => rt,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::from(EXIT_STARTUP);
-        }
+        Err(e) => return startup_failed("cannot start the async runtime", None, &e),
     };
     rt.block_on(async {
         let signals = match shutdown::signals() {
             Ok(s) => s,
-            Err(e) => {
-                error!(error = %e, "cannot install signal handlers");
-                return ExitCode::from(EXIT_STARTUP);
-            }
+            Err(e) => return startup_failed("cannot install signal handlers", None, &e),
         };
         let addr = config.listen_addr();
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
-            Err(e) => {
-                error!(%addr, error = %e, "cannot bind");
-                return ExitCode::from(EXIT_STARTUP);
-            }
+            Err(e) => return startup_failed("cannot bind", Some(addr), &e),
         };
         let bound = listener.local_addr().map_or(addr, |a| a);
         info!(
@@ -67,4 +60,20 @@ fn main() -> ExitCode {
             Drain::Cut { .. } => ExitCode::from(EXIT_DRAIN_CUT),
         }
     })
+}
+
+/// Reports a start-up failure once: as an `ERROR` line when the log filter lets one through,
+/// otherwise as one plain line on stderr like a configuration error. Under `RUST_LOG=off` it
+/// would else be a silent exit 71, and a revision that fails to start shows on Cloud Run as
+/// nothing but the container's own output.
+fn startup_failed(what: &'static str, addr: Option<SocketAddr>, error: &io::Error) -> ExitCode {
+    if tracing::enabled!(Level::ERROR) {
+        error!(addr = addr.map(tracing::field::display), %error, "{what}");
+    } else {
+        match addr {
+            Some(addr) => eprintln!("{}: {what} {addr}: {error}", env!("CARGO_PKG_NAME")),
+            None => eprintln!("{}: {what}: {error}", env!("CARGO_PKG_NAME")),
+        }
+    }
+    ExitCode::from(EXIT_STARTUP)
 }

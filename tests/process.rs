@@ -104,6 +104,32 @@ fn log_levels_are_taken_in_any_case_and_as_cloud_loggings_warning() {
 }
 
 #[test]
+fn a_failed_start_is_printed_once_even_with_logging_off() {
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    for filter in ["off", "info,hyper_cloudrun=off"] {
+        let (code, stdout, stderr) = run_to_exit(&[("PORT", &port), ("RUST_LOG", filter)]);
+        assert_eq!(code, Some(71), "RUST_LOG={filter}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("hyper-cloudrun: cannot bind 0.0.0.0:{port}: ")),
+            "{stderr}"
+        );
+    }
+    // With logging on it is the JSON line alone, not also a second copy on stderr.
+    let (code, stdout, stderr) = run_to_exit(&[("PORT", &port)]);
+    assert_eq!(code, Some(71));
+    assert_eq!(stderr, "");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains(r#""message":"cannot bind""#)
+            && stdout.contains(&format!(r#""addr":"0.0.0.0:{port}""#)),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn startup_line_is_json_with_the_bound_address_on_all_interfaces() {
     let mut p = Process::start(&[]);
     let line = p
