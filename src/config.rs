@@ -39,8 +39,11 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Cloud Run sends SIGKILL 10 s after SIGTERM; 8 s leaves time to log and exit.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Cloud Run's own limit between SIGTERM and SIGKILL: a longer grace could never be honoured.
-pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Cloud Run sends SIGKILL 10 s after SIGTERM
+/// (<https://cloud.google.com/run/docs/container-contract#lifecycle>). A grace of the full 10 s
+/// would race it: the cut, its log line and the exit status would be lost to the SIGKILL. One
+/// second is left for them, CPU-throttled instance included.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
 
 /// Everything the process needs, parsed and checked.
 #[derive(Debug, Clone)]
@@ -145,7 +148,7 @@ impl Config {
                     return Err(ConfigError::Duration {
                         var: ENV_SHUTDOWN_GRACE,
                         value: v,
-                        why: "must be at most 10s, Cloud Run's SIGTERM-to-SIGKILL window",
+                        why: "must be at most 9s, to cut and exit before Cloud Run's SIGKILL 10 s after SIGTERM",
                     });
                 }
                 d
@@ -507,8 +510,12 @@ mod tests {
             let err = parse(&[("SHUTDOWN_GRACE", bad)]).unwrap_err();
             assert!(err.to_string().contains("SHUTDOWN_GRACE"), "{err}");
         }
-        let err = parse(&[("SHUTDOWN_GRACE", "11s")]).unwrap_err();
-        assert!(err.to_string().contains("at most 10s"), "{err}");
+        for over in ["10s", "10", "9001ms", "11s"] {
+            let err = parse(&[("SHUTDOWN_GRACE", over)]).unwrap_err();
+            assert!(err.to_string().contains("at most 9s"), "{err}");
+        }
+        let c = parse(&[("SHUTDOWN_GRACE", "9000ms")]).unwrap();
+        assert_eq!(c.server.shutdown_grace, MAX_SHUTDOWN_GRACE);
         let err = parse(&[("HEADER_READ_TIMEOUT", "0")]).unwrap_err();
         assert!(err.to_string().contains("greater than zero"), "{err}");
     }

@@ -72,6 +72,8 @@ fn every_bad_setting_is_refused_before_the_port_opens() {
         ("RUST_LOG", "verbose"),
         ("SHUTDOWN_GRACE", "forever"),
         ("SHUTDOWN_GRACE", "30s"),
+        // Cloud Run's SIGKILL comes 10 s after SIGTERM: the cut must come before it.
+        ("SHUTDOWN_GRACE", "10s"),
         ("HEADER_READ_TIMEOUT", "0"),
         ("GOOGLE_CLOUD_PROJECT", "not a project"),
     ] {
