@@ -8,14 +8,14 @@ use hyper_cloudrun::config::{self, Config};
 use hyper_cloudrun::server::{self, Drain};
 use hyper_cloudrun::{runtime, shutdown, telemetry};
 use tokio::net::TcpListener;
-use tracing::{Level, error, info};
+use tracing::{Level, error, info, warn};
 
 /// Bad configuration (BSD sysexits `EX_USAGE`): Cloud Run shows it as a failed start, not a
 /// crash loop of panics.
 const EXIT_CONFIG: u8 = 64;
 /// The port could not be bound or the runtime not started (`EX_OSERR`).
 const EXIT_STARTUP: u8 = 71;
-/// The shutdown grace ran out and connections were cut.
+/// The shutdown grace ran out, or a second signal came, and connections were cut.
 const EXIT_DRAIN_CUT: u8 = 75;
 
 fn main() -> ExitCode {
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Err(e) => return startup_failed("cannot start the async runtime", None, &e),
     };
     rt.block_on(async {
-        let signals = match shutdown::signals() {
+        let (first_signal, second_signal) = match shutdown::signals() {
             Ok(s) => s,
             Err(e) => return startup_failed("cannot install signal handlers", None, &e),
         };
@@ -55,9 +55,18 @@ fn main() -> ExitCode {
             version = env!("CARGO_PKG_VERSION"),
             "listening"
         );
-        match server::serve(listener, &config.server, signals).await {
-            Drain::Complete { .. } => ExitCode::SUCCESS,
-            Drain::Cut { .. } => ExitCode::from(EXIT_DRAIN_CUT),
+        tokio::select! {
+            biased;
+            drain = server::serve(listener, &config.server, first_signal) => match drain {
+                Drain::Complete { .. } => ExitCode::SUCCESS,
+                Drain::Cut { .. } => ExitCode::from(EXIT_DRAIN_CUT),
+            },
+            // Whoever sends a second SIGTERM or Ctrl-C wants the process gone now, not after
+            // the grace. Returning drops the runtime, which closes every connection.
+            signal = second_signal => {
+                warn!(signal, "second signal, cutting connections without waiting for the drain");
+                ExitCode::from(EXIT_DRAIN_CUT)
+            }
         }
     })
 }

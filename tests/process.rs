@@ -186,6 +186,55 @@ async fn sigterm_mid_request_completes_the_response_and_exits_0() {
     );
 }
 
+#[tokio::test]
+async fn a_second_signal_during_the_drain_ends_it_at_once_with_75() {
+    for (first, second) in [("TERM", "TERM"), ("INT", "INT"), ("TERM", "INT")] {
+        // The longest grace there is, so only the second signal can end the drain early.
+        let mut p = Process::start(&[("SHUTDOWN_GRACE", "9s")]);
+        let mut s = TcpStream::connect(p.addr()).await.unwrap();
+        s.write_all(
+            b"POST /echo HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: 10\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // `100 Continue` comes once the handler reads the body: the request is in flight.
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("100 Continue within 10 s")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 100 Continue"), "{buf:?}");
+        s.write_all(b"hello").await.unwrap();
+
+        p.signal(first);
+        p.wait_for(
+            |l| l.contains(r#""message":"draining""#),
+            Duration::from_secs(10),
+        )
+        .expect("a draining line");
+        p.signal(second);
+        let status = p.wait_exit(Duration::from_secs(60));
+        assert_eq!(status.code(), Some(75), "{first} then {second}");
+        let lines = p.drain_lines().to_vec();
+        let after: Vec<&String> = lines
+            .iter()
+            .skip_while(|l| !l.contains(r#""message":"draining""#))
+            .skip(1)
+            .collect();
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert!(after[0].contains(r#""severity":"WARNING""#), "{after:?}");
+        assert!(after[0].contains("second signal"), "{after:?}");
+        assert!(
+            after[0].contains(&format!(r#""signal":"SIG{second}""#)),
+            "{after:?}"
+        );
+        // The request in flight was cut, not answered.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+}
+
 #[test]
 fn sigint_stops_an_idle_server_with_exit_0() {
     let mut p = Process::start(&[]);
