@@ -301,6 +301,34 @@ async fn request_lines_carry_the_cloud_trace_when_a_project_is_set() {
     );
 }
 
+/// README's advice: `info,hyper_cloudrun=debug` gives the access line alone, where plain
+/// `debug` also turns on h2's frame logs.
+// Multi-thread: the client connection must answer the server's GOAWAY while this thread blocks
+// waiting for the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn the_documented_access_log_filter_adds_the_access_line_and_no_h2_frames() {
+    for (filter, h2_frames) in [("info,hyper_cloudrun=debug", false), ("debug", true)] {
+        let mut p = Process::start(&[("RUST_LOG", filter)]);
+        let mut c = support::h2c(p.addr()).await;
+        let reply = support::send2(&mut c, support::request("GET", "/", "")).await;
+        assert_eq!(reply.status, 200);
+        p.wait_for(
+            |l| l.contains(r#""message":"request""#) && l.contains(r#""path":"/""#),
+            Duration::from_secs(10),
+        )
+        .expect("an access line");
+        drop(c);
+        p.signal("TERM");
+        assert_eq!(p.wait_exit(Duration::from_secs(30)).code(), Some(0));
+        let lines = p.drain_lines();
+        let frames = lines
+            .iter()
+            .filter(|l| l.contains(r#""target":"h2::"#))
+            .count();
+        assert_eq!(frames > 0, h2_frames, "RUST_LOG={filter}: {lines:#?}");
+    }
+}
+
 #[tokio::test]
 async fn requests_are_not_logged_at_the_default_level() {
     let mut p = Process::start(&[("GOOGLE_CLOUD_PROJECT", "my-proj")]);
