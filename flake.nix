@@ -31,10 +31,11 @@
     let
       inherit (nixpkgs) lib;
 
-      # The package, the image and the checks that build them exist only here: Cloud Run runs
-      # linux/amd64, and the musl build, the image and the VM test need an x86_64-linux builder.
+      # The static musl package, the image, the SBOM and the checks that build them exist only
+      # here: Cloud Run runs linux/amd64, and the musl build, the image and the VM test need an
+      # x86_64-linux builder.
       linux = "x86_64-linux";
-      # The dev shell, formatting and deploy work everywhere.
+      # Everywhere: a native package for `nix run`, the dev shell, formatting and deploy.
       systems = [
         "x86_64-linux"
         "aarch64-linux"
@@ -55,6 +56,13 @@
           pkgs = import nixpkgs {
             inherit system;
             overlays = [ rust-overlay.overlays.default ];
+            # nixos-26.05 is the last nixpkgs release for x86_64-darwin and warns on every
+            # import for it; `true` silences that warning in 26.05 (pkgs/top-level/config.nix
+            # `allowDeprecatedx86_64Darwin`, whose later copy notes "`true` does nothing; it
+            # silenced the warning in 26.05"). Kept because 26.05 still builds and caches the
+            # platform until it goes out of support at the end of 2026. Moving to 26.11 means
+            # dropping "x86_64-darwin" from `systems` above, not setting "force".
+            config.allowDeprecatedx86_64Darwin = system == "x86_64-darwin";
           };
           # callPackage for files returning a set of outputs: drop the `override` helpers it
           # adds, which `nix flake check` would reject as non-derivation outputs.
@@ -69,42 +77,62 @@
           craneLib = (crane.mkLib pkgs).overrideToolchain toolchain.build;
           devCraneLib = (crane.mkLib pkgs).overrideToolchain toolchain.dev;
 
+          isLinux = system == linux;
           crate = callOutputs ./nix/crate.nix {
             inherit craneLib;
             root = ./.;
-            cargoTarget = toolchain.target;
+            # musl on x86_64-linux; elsewhere the host's own target (a native build).
+            cargoTarget = if isLinux then toolchain.target else null;
           };
           package = pkgs.callPackage ./nix/package.nix {
             inherit craneLib;
             inherit (crate) commonArgs cargoArtifacts;
+            staticMusl = isLinux;
           };
           image = pkgs.callPackage ./nix/image.nix { inherit package source revision; };
-          isLinux = system == linux;
+          image-tls = pkgs.callPackage ./nix/image.nix {
+            inherit package source revision;
+            withCaCertificates = true;
+          };
+          imageCheck =
+            img: withCaCertificates:
+            pkgs.callPackage ./nix/image-check.nix {
+              inherit
+                package
+                source
+                revision
+                withCaCertificates
+                ;
+              image = img;
+            };
         in
         {
-          packages = lib.optionalAttrs isLinux {
+          # `nix run` (packages.default, meta.mainProgram) serves on 0.0.0.0:8080 on every system.
+          packages = {
             default = package;
-            inherit image;
+          }
+          // lib.optionalAttrs isLinux {
+            inherit image image-tls;
             # `$(nix build --print-out-paths .#image-stream) | docker load`: a script that
             # streams the same image; the tarball itself never lands in the store.
             image-stream = image.stream;
+            sbom = pkgs.callPackage ./nix/sbom.nix { inherit package; };
           };
 
           checks =
             callOutputs ./nix/checks.nix {
-              inherit craneLib advisory-db crate;
+              inherit
+                craneLib
+                advisory-db
+                crate
+                package
+                ;
               root = ./.;
-              package = if isLinux then package else null;
+              linuxSuite = isLinux;
             }
             // lib.optionalAttrs isLinux {
-              image = pkgs.callPackage ./nix/image-check.nix {
-                inherit
-                  image
-                  package
-                  source
-                  revision
-                  ;
-              };
+              image = imageCheck image false;
+              image-tls = imageCheck image-tls true;
               image-vm = pkgs.callPackage ./nix/vm-test.nix { inherit image; };
             };
 

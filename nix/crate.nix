@@ -4,21 +4,32 @@
   lib,
   craneLib,
   root,
+  # "x86_64-unknown-linux-musl" for the static binary the image ships (x86_64-linux), or null
+  # for a native build of the same source on any other system (package.nix).
   cargoTarget,
 }:
 let
-  # Only what cargo reads: Cargo.toml/Cargo.lock, *.rs and *.toml (crane's commonCargoSources).
-  # A README, workflow or *.nix edit therefore changes no derivation below and rebuilds nothing.
-  # Cost: any other file a build or test needs (include_str! assets, fixtures) must be added
-  # here by name; the tests need none today.
-  # Left out as well, so that editing them rebuilds nothing: fuzz/ (its own cargo workspace,
-  # run with `cargo fuzz`, not part of this build) and tests/scratch-root.sh (needs root, so
-  # .ci/run runs it, never the sandbox; not a cargo file, excluded should the selection widen).
+  # What cargo reads: Cargo.toml/Cargo.lock, *.rs and *.toml (crane's commonCargoSources,
+  # lib/fileset/commonCargoSources.nix at b8d87f7: cargoTomlAndLock + rust + toml), minus the
+  # files below. A README, workflow or *.nix edit therefore changes no derivation below and
+  # rebuilds nothing. Cost: any other file a build or test needs (include_str! assets,
+  # fixtures) must be added here by name; the tests need none today.
+  # Taken out again, so that editing them rebuilds nothing:
+  #   - fuzz/: its own cargo workspace, run with `cargo fuzz`, not part of this build;
+  #   - bench/: harness.rs is a *.rs that is no cargo target (no [[bench]], not benches/),
+  #     run by bench/run.sh outside Nix;
+  #   - rust-toolchain.toml: read by rustup outside Nix; cargo in the sandbox is rust-overlay's
+  #     and ignores it. The toolchain still comes from that file: flake.nix passes it to
+  #     toolchain.nix as its own path (`./rust-toolchain.toml`), not through this source;
+  #   - tests/scratch-root.sh: needs root, so .ci/run runs it, never the sandbox (not a cargo
+  #     file; excluded should the selection widen).
   src = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.difference (craneLib.fileset.commonCargoSources root) (
       lib.fileset.unions [
         (lib.fileset.maybeMissing (root + "/fuzz"))
+        (lib.fileset.maybeMissing (root + "/bench"))
+        (lib.fileset.maybeMissing (root + "/rust-toolchain.toml"))
         (lib.fileset.maybeMissing (root + "/tests/scratch-root.sh"))
       ]
     );
@@ -30,6 +41,8 @@ let
     inherit (craneLib.crateNameFromCargoToml { cargoToml = root + "/Cargo.toml"; }) pname version;
     # Build tools in nativeBuildInputs, target libraries in buildInputs, never mixed.
     strictDeps = true;
+  }
+  // lib.optionalAttrs (cargoTarget != null) {
     # cargo's `build.target` and `build.rustflags`. With a target set, the rustflags reach only
     # target artifacts, not build scripts or proc-macros. Both must be identical in
     # buildDepsOnly and in every later derivation, or cargo rebuilds all dependencies.

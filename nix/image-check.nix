@@ -1,29 +1,45 @@
-# checks.image: proves the image without Docker, inside the build sandbox. Unpacks the tarball,
-# asserts one layer, the exact file list and the config, then starts the entrypoint from the
+# checks.image (and checks.image-tls): proves the image without Docker, inside the build
+# sandbox. Unpacks the tarball, asserts one layer, the exact file list and the config, reads the
+# dependency list cargo auditable embedded in the binary, then starts the entrypoint from the
 # unpacked root (twice: normal, then read-only) on loopback and checks /, /health and a clean
-# exit 0 after SIGTERM. The sandbox has its own network namespace, so the fixed ports below
-# cannot collide with anything on the builder.
+# exit 0 after SIGTERM.
+# Assumes the Linux build sandbox (Nix's default, `sandbox = true`): its private network
+# namespace is why the fixed ports below cannot collide with anything on the builder, and its
+# unprivileged build user is why the read-only run means anything (root ignores `a-w`). With
+# `sandbox = false` two concurrent checks could collide on the ports.
 {
   lib,
   runCommand,
+  cacert,
   curl,
   file,
   jq,
+  rust-audit-info,
   image,
   package,
   source,
   revision,
+  # The image-tls variant: expect the CA bundle and SSL_CERT_FILE as well.
+  withCaCertificates ? false,
 }:
 let
   exe = package.meta.mainProgram;
+  caBundle = "etc/ssl/certs/ca-bundle.crt";
   expected = {
     repoTag = "${image.imageName}:${image.imageTag}";
     # One line per layer entry, `tar -t` order (sorted by name), leading "./" removed.
     files = [
       "bin/"
       "bin/${exe}"
-      "tmp/"
-    ];
+    ]
+    ++ lib.optionals withCaCertificates [
+      "etc/"
+      "etc/ssl/"
+      "etc/ssl/certs/"
+      caBundle
+    ]
+    ++ [ "tmp/" ];
+    env = lib.optionals withCaCertificates [ "SSL_CERT_FILE=/${caBundle}" ];
     labels = {
       "org.opencontainers.image.title" = package.pname;
       "org.opencontainers.image.version" = package.version;
@@ -32,15 +48,17 @@ let
     };
   };
 in
-runCommand "${package.pname}-image-check"
+runCommand "${package.pname}-image${lib.optionalString withCaCertificates "-tls"}-check"
   {
     nativeBuildInputs = [
       curl
       file
       jq
+      rust-audit-info
     ];
     expectedRepoTag = expected.repoTag;
     expectedFiles = lib.concatLines expected.files;
+    expectedEnv = builtins.toJSON expected.env;
     expectedLabels = builtins.toJSON expected.labels;
   }
   ''
@@ -64,6 +82,7 @@ runCommand "${package.pname}-image-check"
     assert "User 65534:65534" '.config.User == "65534:65534"' "$config"
     assert "User numeric, non-root" '.config.User | test("^[1-9][0-9]*:[1-9][0-9]*$")' "$config"
     assert "ExposedPorts 8080/tcp only" '.config.ExposedPorts == {"8080/tcp": {}}' "$config"
+    assert "Env $expectedEnv" --argjson want "$expectedEnv" '(.config.Env // []) == $want' "$config"
     assert "architecture amd64" '.architecture == "amd64"' "$config"
     assert "os linux" '.os == "linux"' "$config"
     assert "fixed created date" '.created | startswith("1970-01-01T00:00:01")' "$config"
@@ -71,7 +90,8 @@ runCommand "${package.pname}-image-check"
     assert "config names no store path" \
       '[.config | .. | strings | select(contains("${builtins.storeDir}"))] | length == 0' "$config"
 
-    # Exact file list: nothing but the binary and /tmp (no /nix, no shell, no /etc).
+    # Exact file list: nothing but the binary and /tmp, plus the CA bundle in image-tls (no /nix,
+    # no shell).
     tar -tf "$layer" | sed -e 's|^\./||' -e '/^$/d' > $out/files
     diff -u <(printf '%s' "$expectedFiles") $out/files || fail "layer file list"
     ok "layer holds exactly: $(tr '\n' ' ' < $out/files)"
@@ -84,6 +104,9 @@ runCommand "${package.pname}-image-check"
     ! awk '$2 != "0/0"' $out/listing | grep . || fail "everything owned by 0/0"
     grep -Eq '^-r.xr.xr.x .* \./bin/${exe}$' $out/listing || fail "bin/${exe} executable by all"
     grep -Eq '^drwxrwxrwt .* \./tmp/$' $out/listing || fail "tmp is 1777"
+    ${lib.optionalString withCaCertificates ''
+      grep -Eq '^-r--r--r-- .* \./${caBundle}$' $out/listing || fail "${caBundle} is 0444"
+    ''}
     ok "modes and owners"
 
     tar -xf "$layer" -C ../rootfs
@@ -96,6 +119,20 @@ runCommand "${package.pname}-image-check"
       *"dynamically linked"* | *interpreter*) fail "binary is dynamically linked: $info" ;;
     esac
     ok "binary is static: $info"
+
+    # cargo auditable's dependency list: rust-audit-info reads the `.dep-v0` section by name
+    # and exits 1 without it (cargo-auditable auditable-extract `raw_auditable_data`,
+    # rust-audit-info src/main.rs). The list must name this crate as root and hyper.
+    rust-audit-info "$root/bin/${exe}" > $out/audit-data.json \
+      || fail "bin/${exe} has no .dep-v0 section (not built with cargo auditable)"
+    assert "dependency list has the root crate and hyper" \
+      '(.packages | any(.root == true and .name == "${package.pname}")) and (.packages | any(.name == "hyper"))' \
+      $out/audit-data.json
+    ok "audit data lists $(jq '.packages | length' $out/audit-data.json) packages"
+    ${lib.optionalString withCaCertificates ''
+      cmp "$root/${caBundle}" ${cacert}/etc/ssl/certs/ca-bundle.crt || fail "${caBundle} is not cacert's"
+      ok "${caBundle} is cacert's bundle ($(wc -c < "$root/${caBundle}") bytes)"
+    ''}
 
     entry=$root$(jq -r '.config.Entrypoint[0]' "unpacked/$config")
 

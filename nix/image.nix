@@ -11,20 +11,35 @@
 # roots are the config JSON and the customisation layer, both excluded from store layers; the
 # layer's tarball holds a binary without store references (package.nix enforces it), so no store
 # layer exists at all. checks.image proves the exact file list and config.
+#
+# withCaCertificates = true (flake output `image-tls`): the same image plus one file, nixpkgs'
+# cacert bundle at /etc/ssl/certs/ca-bundle.crt (copied, so still no /nix), and SSL_CERT_FILE
+# naming it; tagged <version>-tls. Only for services that call out over TLS with the system's
+# roots: this service itself makes no outbound connection, so `image` stays binary-only.
 {
   lib,
   dockerTools,
+  cacert,
   package,
   source,
   revision,
+  withCaCertificates ? false,
 }:
 let
   exe = package.meta.mainProgram;
+  # The NixOS path (dockerTools.caCertificates links the same file there). cacert writes it
+  # with buildcatrust's OpenSSL output: every CA trusted for servers as a plain CERTIFICATE
+  # block, then again as a TRUSTED CERTIFICATE block carrying its trust bits
+  # (pkgs/by-name/ca/cacert/package.nix `--ca_bundle_output`; buildcatrust
+  # certstore_output.py OpenSSLCertStoreOutput). Readers that want only standard PEM skip the
+  # second kind of block. Size: an estimate from the same tool on Debian's Mozilla set is
+  # ~470 KB, ~135 KB gzipped (README, Flake outputs).
+  caBundle = "/etc/ssl/certs/ca-bundle.crt";
 in
 dockerTools.buildLayeredImage {
-  # Loads as hyper-cloudrun:<crate version>. `nix run .#push` chooses the registry path.
+  # Loads as hyper-cloudrun:<crate version> (-tls). `nix run .#push` chooses the registry path.
   name = package.pname;
-  tag = package.version;
+  tag = package.version + lib.optionalString withCaCertificates "-tls";
 
   # Nothing symlinked in: `${package}` appears only in extraCommands, i.e. as a build input of
   # the layer, never as an image file or a closure root.
@@ -36,12 +51,25 @@ dockerTools.buildLayeredImage {
     mkdir -p bin tmp
     cp ${lib.getExe package} bin/${exe}
     chmod 1777 tmp
+  ''
+  + lib.optionalString withCaCertificates ''
+    mkdir -p etc/ssl/certs
+    install -m 0444 ${cacert}/etc/ssl/certs/ca-bundle.crt .${caBundle}
   '';
 
   # Cloud Run rejects anything but linux/amd64; say so instead of inheriting the builder's arch.
   architecture = "amd64";
-  # `created` and `mtime` keep dockerTools' fixed default (1970-01-01T00:00:01Z): the image
-  # digest depends only on the binary and the config below. Never "now".
+  # Dates, all fixed; never "now". `created` (the config's date) and `mtime` (the outer
+  # tarball's members) keep dockerTools' default 1970-01-01T00:00:01Z. The files *in* the
+  # layer get $SOURCE_DATE_EPOCH, 1980-01-01 (stdenv setup.sh: 315532800): the customisation
+  # layer is tarred with `--mtime "@$SOURCE_DATE_EPOCH"` (docker/default.nix
+  # `streamLayeredImage` customisationLayer) and stream_layered_image.py copies that layer.tar
+  # unchanged.
+  # What the image digest depends on: the binary, the config below, and the nixpkgs revision,
+  # because the config's `history` comment names the layer's store path (stream_layered_image.py
+  # `main`: "store paths: {layer.paths}"), whose hash covers the layer's build inputs
+  # (fakeroot, bash, stdenv, dockerTools). Same flake.lock, same digest; a nixpkgs bump may
+  # change the digest with the binary unchanged.
 
   config = {
     # Exec form, in-image path: the binary is PID 1 and receives Cloud Run's SIGTERM itself
@@ -63,7 +91,15 @@ dockerTools.buildLayeredImage {
       # A dirty tree labels "dirty" (not self.dirtyRev) so local rebuilds stay identical.
       "org.opencontainers.image.revision" = revision;
     };
+  }
+  // lib.optionalAttrs withCaCertificates {
+    # Where TLS clients look for roots: OpenSSL (X509_get_default_cert_file_env) and
+    # rustls-native-certs (0.8.5 src/lib.rs, ENV_CERT_FILE; it reads only the plain
+    # CERTIFICATE blocks) both honour SSL_CERT_FILE.
+    Env = [ "SSL_CERT_FILE=${caBundle}" ];
   };
 
-  meta.description = "Binary-only OCI image of ${package.pname} for Cloud Run";
+  meta.description =
+    "Binary-only OCI image of ${package.pname} for Cloud Run"
+    + lib.optionalString withCaCertificates ", with the CA bundle";
 }

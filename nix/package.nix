@@ -1,10 +1,16 @@
-# The service binary for x86_64-linux: static musl, tests run during the build, and no
-# reference to any /nix/store path, so it can be copied alone into a scratch image.
+# The service binary. On x86_64-linux (`staticMusl`): static musl, no reference to any
+# /nix/store path, so it can be copied alone into a scratch image. On every other system: a
+# native build of the same source with the same toolchain, so `nix run` serves there too; it is
+# linked the platform's usual way and no image is made from it.
+# Both carry their dependency list (`cargo auditable`), and their tests run during the build.
 {
+  lib,
   craneLib,
+  cargo-auditable,
   file,
   commonArgs,
   cargoArtifacts,
+  staticMusl,
 }:
 let
   # The package and its only [[bin]] share the name `hyper-cloudrun`.
@@ -20,10 +26,40 @@ craneLib.buildPackage (
     # nextest check runs the same tests again, in its own derivation, for CI reporting.
     doCheck = true;
 
+    # `cargo auditable build` instead of crane's default `cargoWithProfile build`
+    # (lib/buildPackage.nix `cargoBuildCommand`): cargo-auditable runs cargo with itself as
+    # RUSTC_WORKSPACE_WRAPPER, which at the final link asks `cargo metadata` for the dependency
+    # tree of this target and features and embeds it, zlib-compressed JSON, in a `.dep-v0`
+    # section (cargo-auditable src/cargo_auditable.rs, collect_audit_data.rs, object_file.rs;
+    # the same at v0.6.5, nixpkgs' version in the nearest stored copy, and at v0.7.5).
+    # `rust-audit-info` (checks.image) and `cargo audit bin` (checks.audit-bin) read it back.
+    # The wrapper applies to workspace crates only, so the dependency cache (cargoArtifacts) is
+    # reused. Cost: `cargo test` in the check phase compiles the crate once more without the
+    # wrapper; the installed binary is still the build phase's (crane copies it out from the
+    # build log in postBuild, before the check phase: installFromCargoBuildLogHook.sh).
+    cargoBuildCommand = "cargo auditable build --release";
+    nativeBuildInputs = [ cargo-auditable ];
+
+    meta = {
+      description =
+        if staticMusl then
+          "hyper 1 service for Cloud Run, static x86_64-unknown-linux-musl binary"
+        else
+          "hyper 1 service for Cloud Run, native build for nix run";
+      # `nix run` runs bin/${exe}: the service on 0.0.0.0:$PORT, 8080 by default.
+      mainProgram = exe;
+    }
+    // lib.optionalAttrs staticMusl { platforms = [ "x86_64-linux" ]; };
+  }
+  # Only for the binary the image ships.
+  // lib.optionalAttrs staticMusl {
     # No store path may appear in the output, not even its own. crane already rewrites the
-    # toolchain and vendored-source hashes that panic locations embed (to /nix/store/eeee…,
-    # which is no reference); anything else that slips in (an rpath, a loader path, a data
-    # file) fails the build here instead of silently adding store layers to the image.
+    # toolchain and vendored-source hashes that panic locations embed to /nix/store/eeee…,
+    # which is no reference (lib/setupHooks/removeReferencesToRustToolchainHook.sh and
+    # removeReferencesToVendoredSourcesHook.sh, added by lib/buildPackage.nix); anything else
+    # that slips in (an rpath, a loader path, a data file) fails the build here instead of
+    # silently adding store layers to the image. A native build links its platform's C
+    # library (on Linux, glibc from the store), so it cannot promise this.
     allowedReferences = [ ];
 
     # Static linking, asserted on the installed file: no program interpreter, no shared libs.
@@ -46,11 +82,5 @@ craneLib.buildPackage (
       esac
       runHook postInstallCheck
     '';
-
-    meta = {
-      description = "hyper 1 service for Cloud Run, static x86_64-unknown-linux-musl binary";
-      mainProgram = exe;
-      platforms = [ "x86_64-linux" ];
-    };
   }
 )

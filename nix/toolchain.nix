@@ -10,8 +10,9 @@ let
 
   # Cloud Run runs linux/amd64. musl plus `+crt-static` (see crate.nix) gives a binary with no
   # loader and no libc to ship, which is what lets the image hold nothing else. The target's
-  # rust-std is a download for any host, so darwin dev shells carry it too and stay "the same
-  # toolchain" (they cannot link musl binaries; the package is x86_64-linux only).
+  # rust-std is a download for any host, so every system's toolchain carries it and stays "the
+  # same toolchain"; only x86_64-linux builds for it. Elsewhere the package is a native build
+  # (crate.nix `cargoTarget = null`) and the musl std sits unused.
   target = "x86_64-unknown-linux-musl";
 
   withComponents =
