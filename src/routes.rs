@@ -5,13 +5,18 @@
 //! | `GET/HEAD /`   | 200 greeting                                                 |
 //! | `GET/HEAD /health` | 200 `ok`, `cache-control: no-store` (Cloud Run's probes)  |
 //! | `POST /echo`   | 200 with the request body and content type; 413 over 1 MiB   |
+//! | `POST /events` | 204 for an Eventarc delivery (CloudEvents binary mode), see [`events`] |
 //! | other method   | 405 with `Allow`                                             |
 //! | other path     | 404                                                          |
 //!
 //! Handlers never fail: every outcome is a status code, so hyper never aborts a connection
 //! because of us.
 
+pub mod events;
+
 use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -76,28 +81,61 @@ impl Body for ResponseBody {
     }
 }
 
-/// Answers at once every request whose answer does not depend on its body, which is all but
-/// `POST /echo` (`None`: await [`echo`] for it). `HEAD` gets the `GET` answer; hyper drops the
-/// body and keeps the `content-length`. The server calls this without building a
-/// future per request.
-pub fn answer_now<B>(req: &mut Request<B>) -> Option<Response<ResponseBody>> {
-    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
-    let res = match req.uri().path() {
-        "/" if get_or_head => reply(req, StatusCode::OK, GREETING),
-        // Not `/healthz`: Cloud Run's front end reserves some paths ending in `z` and answers
-        // them itself (<https://cloud.google.com/run/docs/known-issues#reserved_url_paths>).
-        "/health" if get_or_head => {
-            let mut res = reply(req, StatusCode::OK, "ok\n");
-            // A cache between a checker and the service must never answer for it.
-            res.headers_mut().insert(CACHE_CONTROL, NO_STORE);
-            res
+/// What a route gives the server for one request.
+pub enum Handler {
+    /// The answer, ready now. The server then stores no future for the request and runs no
+    /// chain of `async` blocks: the fast path, for every route whose answer does not wait.
+    Now(Response<ResponseBody>),
+    /// The answer waits on something: the request body, another service, a database. The
+    /// server polls it inside the request's trace span and turns a panic into a `500`; the
+    /// connection's header timeout is paused until it is done.
+    Later(Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>),
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Now(res) => f.debug_tuple("Now").field(res).finish(),
+            Self::Later(_) => f.write_str("Later(..)"),
         }
-        "/echo" if req.method() == Method::POST => return None,
-        "/" | "/health" => not_allowed(req, ALLOW_GET_HEAD),
-        "/echo" => not_allowed(req, ALLOW_POST),
-        _ => reply(req, StatusCode::NOT_FOUND, "not found\n"),
-    };
-    Some(res)
+    }
+}
+
+/// Boxes an `async` handler as a [`Handler::Later`].
+fn later(fut: impl Future<Output = Response<ResponseBody>> + Send + 'static) -> Handler {
+    Handler::Later(Box::pin(fut))
+}
+
+/// The route table: every path and method the service answers, and how. To add a route, add
+/// an arm here: `Now(...)` for an answer that needs nothing but the request head, `later(f(req))`
+/// for an `async fn` that waits on something (see [`echo`], [`events::receive`]), and its path
+/// to the `405` arms below. `HEAD` gets the `GET` answer without its body (the server drops it
+/// on both protocols).
+pub fn route<B>(mut req: Request<B>) -> Handler
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    use Handler::Now;
+    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
+    let post = req.method() == Method::POST;
+    match req.uri().path() {
+        "/" if get_or_head => Now(reply(&mut req, StatusCode::OK, GREETING)),
+        "/health" if get_or_head => Now(health(&mut req)),
+        "/echo" if post => later(echo(req)),
+        "/events" if post => later(events::receive(req)),
+        "/" | "/health" => Now(not_allowed(&mut req, ALLOW_GET_HEAD)),
+        "/echo" | "/events" => Now(not_allowed(&mut req, ALLOW_POST)),
+        _ => Now(reply(&mut req, StatusCode::NOT_FOUND, "not found\n")),
+    }
+}
+
+/// `200 ok` for Cloud Run's probes and uptime checks.
+fn health<B>(req: &mut Request<B>) -> Response<ResponseBody> {
+    let mut res = reply(req, StatusCode::OK, "ok\n");
+    // A cache between a checker and the service must never answer for it.
+    res.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    res
 }
 
 /// [`text`], but in the request's own header map, emptied. hyper hands each response's map
@@ -123,10 +161,31 @@ fn not_allowed<B>(req: &mut Request<B>, allow: HeaderValue) -> Response<Response
     res
 }
 
-/// Echoes the body back with the request's content type. A declared length over the limit is
-/// refused before a byte is read; an undeclared (chunked) one is cut at the limit. Either way
-/// the rest is never buffered: hyper closes the connection instead of draining it.
+/// Echoes the body back with the request's content type.
 pub async fn echo<B>(req: Request<B>) -> Response<ResponseBody>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match read_body(req).await {
+        Ok((parts, body)) => {
+            let mut res = Response::new(ResponseBody::new(body));
+            if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+                res.headers_mut().insert(CONTENT_TYPE, ct.clone());
+            }
+            res
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// Reads a whole request body of at most [`MAX_ECHO_BODY`] bytes, for the handlers that need
+/// it at once. A declared length over the limit is refused before a byte is read; an
+/// undeclared (chunked) one is cut at the limit. Either way the rest is never buffered: hyper
+/// closes the connection instead of draining it. `Err` is the answer to give instead.
+pub async fn read_body<B>(
+    req: Request<B>,
+) -> Result<(hyper::http::request::Parts, Bytes), Response<ResponseBody>>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -137,20 +196,14 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_ECHO_BODY as u64) {
-        return too_large();
+        return Err(too_large());
     }
     let (parts, body) = req.into_parts();
     match Limited::new(body, MAX_ECHO_BODY).collect().await {
-        Ok(collected) => {
-            let mut res = Response::new(ResponseBody::new(collected.to_bytes()));
-            if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
-                res.headers_mut().insert(CONTENT_TYPE, ct.clone());
-            }
-            res
-        }
-        Err(e) if e.is::<LengthLimitError>() => too_large(),
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         // The client broke the body off (reset, bad chunk): nobody may read this, but answer.
-        Err(_) => text(StatusCode::BAD_REQUEST, "bad request body\n"),
+        Err(_) => Err(text(StatusCode::BAD_REQUEST, "bad request body\n")),
     }
 }
 

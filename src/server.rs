@@ -23,7 +23,7 @@ use tracing::{Instrument as _, Level, debug, info, warn};
 use crate::config::ServerConfig;
 use crate::graceful::Graceful;
 use crate::header_timeout::{HeadClock, HeadDeadline, HeadIo};
-use crate::routes::{self, ResponseBody};
+use crate::routes::{self, Handler, ResponseBody};
 use crate::trace::TraceContext;
 
 /// Upper bound on a request head (request line + headers), HTTP/1 and HTTP/2 alike. Proxies
@@ -185,15 +185,15 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Wraps the router: trace context into a span, the debug-level access line, and a panic
-/// turned into a 500 for this request alone.
+/// Wraps the route table ([`routes::route`]): trace context into a span, the debug-level
+/// access line, and a panic turned into a 500 for this request alone.
 ///
-/// Every route but `POST /echo` is answered here and now, so the future hyper stores and polls
-/// is a ready response, not a chain of nested `async` blocks each moving the request and the
-/// response along (memcpy was an eighth of our instructions per request; callgrind: -1 060
-/// instructions per request). `/echo` waits for its body in a boxed future.
+/// A route that answers at once ([`Handler::Now`]) gives hyper a ready response to poll, not a
+/// chain of nested `async` blocks each moving the request and the response along (memcpy was
+/// an eighth of our instructions per request; callgrind: -1 060 instructions per request).
+/// A route that waits ([`Handler::Later`]) is polled in a boxed future.
 fn respond(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     project: Option<&Arc<str>>,
     clock: Option<&Arc<HeadClock>>,
 ) -> Respond {
@@ -207,28 +207,31 @@ fn respond(
             Instant::now(),
         )
     });
-    let now = {
+    let handler = {
         let _entered = span.as_ref().map(tracing::Span::enter);
-        std::panic::catch_unwind(AssertUnwindSafe(|| routes::answer_now(&mut req)))
-            .unwrap_or_else(|_| Some(internal_error()))
+        std::panic::catch_unwind(AssertUnwindSafe(|| routes::route(req)))
+            .unwrap_or_else(|_| Handler::Now(internal_error()))
     };
-    let Some(res) = now else {
-        let clock = clock.map(|c| {
-            c.busy();
-            Arc::clone(c)
-        });
-        let handled = async move {
-            let res = catch_panic(routes::echo(req)).await;
-            log_access(access, &res);
-            if let Some(clock) = clock {
-                clock.done();
-            }
-            Ok(res)
-        };
-        return Respond::Later(match span {
-            Some(span) => Box::pin(handled.instrument(span)),
-            None => Box::pin(handled),
-        });
+    let res = match handler {
+        Handler::Now(res) => res,
+        Handler::Later(fut) => {
+            let clock = clock.map(|c| {
+                c.busy();
+                Arc::clone(c)
+            });
+            let handled = async move {
+                let res = catch_panic(fut).await;
+                log_access(access, &res);
+                if let Some(clock) = clock {
+                    clock.done();
+                }
+                Ok(res)
+            };
+            return Respond::Later(match span {
+                Some(span) => Box::pin(handled.instrument(span)),
+                None => Box::pin(handled),
+            });
+        }
     };
     if access.is_some() {
         let _entered = span.as_ref().map(tracing::Span::enter);
@@ -254,7 +257,7 @@ fn log_access(access: Option<(hyper::Method, String, Instant)>, res: &Response<R
 
 type Answer = Result<Response<ResponseBody>, Infallible>;
 
-/// The service's future: a response ready at once, or `/echo` still reading its body.
+/// The service's future: a response ready at once, or a route's future still waiting.
 enum Respond {
     Now(Option<Response<ResponseBody>>),
     Later(Pin<Box<dyn Future<Output = Answer> + Send>>),
