@@ -1,9 +1,11 @@
-# `nix run .#push` and `nix run .#deploy`: ship without a Docker daemon. The scripts are
-# nix/push.sh and nix/deploy.sh; writeShellApplication pins their tools (runtimeInputs),
-# shellchecks them at build time and runs them with errexit, nounset and pipefail.
+# `nix run .#push`, `nix run .#deploy` and `nix run .#trigger`: ship without a Docker daemon,
+# and route Google Cloud events to the service. The scripts are nix/push.sh, nix/deploy.sh and
+# nix/trigger.sh; writeShellApplication pins their tools (runtimeInputs), shellchecks them at
+# build time and runs them with errexit, nounset and pipefail. tests/apps.sh runs the same
+# scripts the same way with stand-ins for gcloud and skopeo.
 #
-# push exists only where the image is built (x86_64-linux); deploy needs only gcloud and is
-# offered on every system (e.g. deploy from a Mac what CI pushed).
+# push exists only where the image is built (x86_64-linux); deploy and trigger need only gcloud
+# and are offered on every system (e.g. deploy from a Mac what CI pushed).
 {
   lib,
   writeShellApplication,
@@ -32,6 +34,12 @@ let
     + builtins.readFile ./deploy.sh;
   };
 
+  trigger = writeShellApplication {
+    name = "${pname}-trigger";
+    runtimeInputs = [ google-cloud-sdk ];
+    text = builtins.readFile ./trigger.sh;
+  };
+
   push = writeShellApplication {
     name = "${pname}-push";
     runtimeInputs = [
@@ -52,6 +60,7 @@ let
 in
 {
   deploy = app deploy "gcloud run deploy SERVICE by digest, with GOOGLE_CLOUD_PROJECT set";
+  trigger = app trigger "Create an Eventarc trigger: Pub/Sub or Cloud Storage events to SERVICE's POST /events";
 }
 // lib.optionalAttrs (image != null) {
   push = app push "Push the image to Artifact Registry with skopeo; prints IMAGE@DIGEST";
