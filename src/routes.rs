@@ -18,8 +18,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{
+    ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue,
+};
+use hyper::{Method, Request, Response, StatusCode, Version};
 
 /// The largest body `/echo` accepts.
 pub const MAX_ECHO_BODY: usize = 1024 * 1024;
@@ -30,6 +32,7 @@ const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=ut
 const ALLOW_GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
 const ALLOW_POST: HeaderValue = HeaderValue::from_static("POST");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// The most a response body hands hyper at a time. hyper copies HTTP/1 bodies into its write
 /// buffer (`writev(false)` in [`crate::server`]) and flushes at 64 KiB, so a 1 MiB echo passes
@@ -77,10 +80,16 @@ impl Body for ResponseBody {
 }
 
 /// Answers at once every request whose answer does not depend on its body, which is all but
-/// `POST /echo` (`None`: await [`echo`] for it). `HEAD` gets the `GET` answer; hyper drops the
-/// body and keeps the `content-length`. The server calls this without building a
-/// future per request.
+/// `POST /echo` (`None`: await [`echo`] for it). `HEAD` gets the `GET` answer here, body
+/// included; the server then makes it [`headers_only`]. The server calls this without
+/// building a future per request.
 pub fn answer_now<B>(req: &mut Request<B>) -> Option<Response<ResponseBody>> {
+    if !host_is_valid(req) {
+        return Some(closing(
+            req.version(),
+            text(StatusCode::BAD_REQUEST, "one host header required\n"),
+        ));
+    }
     let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
     let res = match req.uri().path() {
         "/" if get_or_head => reply(req, StatusCode::OK, GREETING),
@@ -100,6 +109,34 @@ pub fn answer_now<B>(req: &mut Request<B>) -> Option<Response<ResponseBody>> {
     Some(res)
 }
 
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+/// request message that lacks a Host header field and to any request message that contains
+/// more than one Host header field line". HTTP/1.0 predates `Host`; HTTP/2 names the authority
+/// in `:authority` instead (RFC 9113 §8.3.1), which hyper checks.
+fn host_is_valid<B>(req: &Request<B>) -> bool {
+    if req.version() > Version::HTTP_11 {
+        return true;
+    }
+    let mut hosts = req.headers().get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), None) => true,
+        (None, _) => req.version() < Version::HTTP_11,
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// `res` as the last answer on an HTTP/1 connection: `connection: close` (RFC 9112 §9.6) makes
+/// hyper close after it, and tells the client not to send more; the server then closes with
+/// a lingering close (see [`crate::linger`]) so that this answer is not lost to a reset. Used
+/// where the request's body is not read, or the request itself is in doubt. HTTP/2 has no
+/// `connection` header (RFC 9113 §8.2.2): there the stream ends, not the connection.
+pub fn closing(version: Version, mut res: Response<ResponseBody>) -> Response<ResponseBody> {
+    if version < Version::HTTP_2 {
+        res.headers_mut().insert(CONNECTION, CLOSE);
+    }
+    res
+}
+
 /// [`text`], but in the request's own header map, emptied. hyper hands each response's map
 /// back as the next request's, so a keep-alive connection then allocates and frees no header
 /// map at all (two allocations and two frees fewer per request; callgrind: -66 instructions).
@@ -115,6 +152,16 @@ fn reply<B>(
     *res.status_mut() = status;
     *res.headers_mut() = headers;
     res
+}
+
+/// The answer to a `HEAD`: the `GET` answer's status and headers, its `content-length`
+/// included, and no body (RFC 9110 §9.3.2). hyper leaves out a `HEAD` body by itself only on
+/// HTTP/1; on HTTP/2 it would send it as DATA frames after the HEADERS, which clients (curl,
+/// nghttp, h2) reject as a protocol error. An empty body makes hyper end the stream with the
+/// HEADERS frame, and RFC 9113 §8.1.1 lets that frame carry the non-zero `content-length`.
+pub fn headers_only(res: &mut Response<ResponseBody>) {
+    let len = std::mem::take(res.body_mut()).0.len();
+    res.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
 }
 
 fn not_allowed<B>(req: &mut Request<B>, allow: HeaderValue) -> Response<ResponseBody> {
@@ -137,7 +184,7 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_ECHO_BODY as u64) {
-        return too_large();
+        return closing(req.version(), too_large());
     }
     let (parts, body) = req.into_parts();
     match Limited::new(body, MAX_ECHO_BODY).collect().await {
@@ -148,9 +195,12 @@ where
             }
             res
         }
-        Err(e) if e.is::<LengthLimitError>() => too_large(),
+        Err(e) if e.is::<LengthLimitError>() => closing(parts.version, too_large()),
         // The client broke the body off (reset, bad chunk): nobody may read this, but answer.
-        Err(_) => text(StatusCode::BAD_REQUEST, "bad request body\n"),
+        Err(_) => closing(
+            parts.version,
+            text(StatusCode::BAD_REQUEST, "bad request body\n"),
+        ),
     }
 }
 

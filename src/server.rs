@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hyper::body::{Body, Incoming};
 use hyper::header::HeaderName;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
@@ -207,12 +207,13 @@ fn respond(
             Instant::now(),
         )
     });
+    let head = req.method() == Method::HEAD;
     let now = {
         let _entered = span.as_ref().map(tracing::Span::enter);
         std::panic::catch_unwind(AssertUnwindSafe(|| routes::answer_now(&mut req)))
             .unwrap_or_else(|_| Some(internal_error()))
     };
-    let Some(res) = now else {
+    let Some(mut res) = now else {
         let clock = clock.map(|c| {
             c.busy();
             Arc::clone(c)
@@ -230,6 +231,9 @@ fn respond(
             None => Box::pin(handled),
         });
     };
+    if head {
+        routes::headers_only(&mut res);
+    }
     if access.is_some() {
         let _entered = span.as_ref().map(tracing::Span::enter);
         log_access(access, &res);
