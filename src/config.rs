@@ -21,15 +21,18 @@ pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
 pub const ENV_SHUTDOWN_GRACE: &str = "SHUTDOWN_GRACE";
 /// How long a client may take to send its request headers.
 pub const ENV_HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
+/// How long a connection may idle between requests.
+pub const ENV_KEEPALIVE_TIMEOUT: &str = "KEEPALIVE_TIMEOUT";
 /// Google Cloud project id; enables trace correlation in logs.
 pub const ENV_GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
 /// Every variable [`Config::from_lookup`] reads (the property tests and fuzz targets set them all).
-pub const ENV_VARS: [&str; 6] = [
+pub const ENV_VARS: [&str; 7] = [
     ENV_PORT,
     ENV_LOG_FILTER,
     ENV_LOG_FORMAT,
     ENV_SHUTDOWN_GRACE,
     ENV_HEADER_READ_TIMEOUT,
+    ENV_KEEPALIVE_TIMEOUT,
     ENV_GOOGLE_CLOUD_PROJECT,
 ];
 
@@ -38,6 +41,11 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Cloud Run sends SIGKILL 10 s after SIGTERM; 8 s leaves time to log and exit.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than any front end keeps an idle pooled connection, so the front end always closes
+/// first and never sends a request into our close: Google Cloud's load balancers keep idle
+/// backend connections up to 600 s
+/// (<https://cloud.google.com/load-balancing/docs/https#timeouts_and_retries>).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(620);
 /// Cloud Run's own limit between SIGTERM and SIGKILL: a longer grace could never be honoured.
 pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -57,6 +65,7 @@ pub struct Config {
 pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub header_read_timeout: Duration,
+    pub keepalive_timeout: Duration,
     pub project_id: Option<String>,
 }
 
@@ -65,6 +74,7 @@ impl Default for ServerConfig {
         Self {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             project_id: None,
         }
     }
@@ -153,20 +163,16 @@ impl Config {
                 d
             }
         };
-        let header_read_timeout = match get(ENV_HEADER_READ_TIMEOUT) {
-            None => DEFAULT_HEADER_READ_TIMEOUT,
-            Some(v) => {
-                let d = parse_duration(ENV_HEADER_READ_TIMEOUT, &v)?;
-                if d.is_zero() {
-                    return Err(ConfigError::Duration {
-                        var: ENV_HEADER_READ_TIMEOUT,
-                        value: v,
-                        why: "must be greater than zero",
-                    });
-                }
-                d
-            }
-        };
+        let header_read_timeout = positive_duration(
+            ENV_HEADER_READ_TIMEOUT,
+            get(ENV_HEADER_READ_TIMEOUT),
+            DEFAULT_HEADER_READ_TIMEOUT,
+        )?;
+        let keepalive_timeout = positive_duration(
+            ENV_KEEPALIVE_TIMEOUT,
+            get(ENV_KEEPALIVE_TIMEOUT),
+            DEFAULT_KEEPALIVE_TIMEOUT,
+        )?;
         let project_id = match get(ENV_GOOGLE_CLOUD_PROJECT) {
             None => None,
             Some(v) if is_project_id(&v) => Some(v),
@@ -180,6 +186,7 @@ impl Config {
             server: ServerConfig {
                 shutdown_grace,
                 header_read_timeout,
+                keepalive_timeout,
                 project_id: project_id.clone(),
             },
             project_id,
@@ -240,6 +247,26 @@ pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, Config
     })
 }
 
+/// A duration above zero, or `default` when unset.
+fn positive_duration(
+    var: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    let d = parse_duration(var, &v)?;
+    if d.is_zero() {
+        return Err(ConfigError::Duration {
+            var,
+            value: v,
+            why: "must be greater than zero",
+        });
+    }
+    Ok(d)
+}
+
 /// Project ids are 6–30 lowercase letters, digits and hyphens; legacy domain-scoped ids add
 /// `.` and `:`. Checked loosely, only so that nothing odd ends up inside a log field.
 fn is_project_id(v: &str) -> bool {
@@ -286,6 +313,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.server.shutdown_grace, Duration::from_secs(8));
         assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.keepalive_timeout, Duration::from_secs(620));
         assert_eq!(c.project_id, None);
     }
 
@@ -358,6 +386,8 @@ mod tests {
         assert_eq!(c.server.header_read_timeout, Duration::from_millis(250));
         let c = parse(&[("SHUTDOWN_GRACE", "0s")]).unwrap();
         assert_eq!(c.server.shutdown_grace, Duration::ZERO);
+        let c = parse(&[("KEEPALIVE_TIMEOUT", "90s")]).unwrap();
+        assert_eq!(c.server.keepalive_timeout, Duration::from_secs(90));
     }
 
     #[test]
@@ -368,8 +398,13 @@ mod tests {
         }
         let err = parse(&[("SHUTDOWN_GRACE", "11s")]).unwrap_err();
         assert!(err.to_string().contains("at most 10s"), "{err}");
-        let err = parse(&[("HEADER_READ_TIMEOUT", "0")]).unwrap_err();
-        assert!(err.to_string().contains("greater than zero"), "{err}");
+        for var in ["HEADER_READ_TIMEOUT", "KEEPALIVE_TIMEOUT"] {
+            let err = parse(&[(var, "0")]).unwrap_err();
+            assert!(err.to_string().contains("greater than zero"), "{err}");
+            assert!(err.to_string().starts_with(&format!("invalid {var}=")), "{err}");
+            let err = parse(&[(var, "ten minutes")]).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("invalid {var}=")), "{err}");
+        }
     }
 
     #[test]

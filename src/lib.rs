@@ -8,11 +8,13 @@
 //! - [`graceful`]: tells open connections the server is stopping and counts them out.
 //! - [`shutdown`]: SIGTERM / SIGINT, installed eagerly because the binary is PID 1.
 //! - [`runtime`]: a current-thread or multi-thread tokio runtime sized to the CPUs we get.
-//! - [`header_timeout`]: the HTTP/1 header read timeout, one timer per connection.
+//! - [`header_timeout`]: the header read and keep-alive timeouts, one timer per connection.
+//! - [`linger`]: the lingering close after an answer that ends an HTTP/1 connection.
 
 pub mod config;
 pub mod graceful;
 pub mod header_timeout;
+pub mod linger;
 pub mod routes;
 pub mod runtime;
 pub mod server;

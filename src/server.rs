@@ -22,7 +22,7 @@ use tracing::{Instrument as _, Level, debug, info, warn};
 
 use crate::config::ServerConfig;
 use crate::graceful::Graceful;
-use crate::header_timeout::{HeadClock, HeadDeadline, HeadIo};
+use crate::header_timeout::{Expired, HeadClock, HeadDeadline, HeadIo};
 use crate::routes::{self, ResponseBody};
 use crate::trace::TraceContext;
 
@@ -82,6 +82,7 @@ where
         let mut stopping = graceful.watch();
         let project = project.clone();
         let first_byte_timeout = config.header_read_timeout;
+        let keepalive_timeout = config.keepalive_timeout;
         tokio::spawn(async move {
             // The header timeout (`HeadDeadline` below) starts once the protocol is known, and
             // `auto` reads up to the 24-byte h2 preface with no deadline: a client that sends
@@ -97,14 +98,22 @@ where
                 debug!(%peer, "connection closed before it chose a protocol");
                 return;
             };
-            // The HTTP/1 header read timeout, one timer per connection (see `header_timeout`);
-            // HTTP/2 has none, as with hyper's own.
-            let clock = (opened == Opening::Http1).then(HeadClock::new);
-            let deadline = HeadDeadline::new(clock.clone(), first_byte_timeout);
-            let io = HeadIo::new(TokioIo::new(stream), clock.clone());
-            let service = service_fn(move |req| respond(req, project.as_ref(), clock.as_ref()));
+            // The header and keep-alive timeouts, one timer per connection (see
+            // `header_timeout`). Only HTTP/1 requests tell the clock when they are served.
+            let clock = match opened {
+                Opening::Http1 => HeadClock::http1(),
+                Opening::H2c => HeadClock::h2c(),
+            };
+            let mut deadline = pin!(HeadDeadline::new(
+                Arc::clone(&clock),
+                first_byte_timeout,
+                keepalive_timeout,
+            ));
+            let service_clock = (opened == Opening::Http1).then(|| Arc::clone(&clock));
+            let io = HeadIo::new(TokioIo::new(stream), Arc::clone(&clock));
+            let service =
+                service_fn(move |req| respond(req, project.as_ref(), service_clock.as_ref()));
             let mut conn = pin!(builder.serve_connection(io, service));
-            let mut deadline = pin!(deadline);
             let mut told = false;
             let served = poll_fn(|cx| {
                 // At shutdown hyper finishes the request in flight, then closes (HTTP/1), or
@@ -113,16 +122,34 @@ where
                     told = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                if let Poll::Ready(served) = conn.as_mut().poll(cx) {
-                    return Poll::Ready(Some(served));
+                loop {
+                    if let Poll::Ready(served) = conn.as_mut().poll(cx) {
+                        return Poll::Ready(Some(served));
+                    }
+                    match deadline.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Expired::Head) => {
+                            clock.give_up();
+                            return Poll::Ready(None);
+                        }
+                        // Idle for the keep-alive timeout: closed the way shutdown closes it,
+                        // then polled again so that hyper acts on it.
+                        Poll::Ready(Expired::Idle) => {
+                            debug!(%peer, "idle for the keep-alive timeout, closing");
+                            if !told {
+                                told = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                            deadline.as_mut().closing();
+                        }
+                    }
                 }
-                deadline.as_mut().poll(cx).map(|()| None)
             })
             .await;
             match served {
                 Some(Ok(())) => {}
                 Some(Err(error)) => debug!(%peer, %error, "connection ended with an error"),
-                None => debug!(%peer, "no request head within the header timeout"),
+                None => debug!(%peer, "timed out waiting for a request head or a close"),
             }
         });
     }
