@@ -23,16 +23,19 @@ pub const ENV_SHUTDOWN_GRACE: &str = "SHUTDOWN_GRACE";
 pub const ENV_HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
 /// How long a connection may idle between requests.
 pub const ENV_KEEPALIVE_TIMEOUT: &str = "KEEPALIVE_TIMEOUT";
+/// Bytes that request bodies may hold in memory, across all connections.
+pub const ENV_BODY_BUDGET: &str = "BODY_BUDGET";
 /// Google Cloud project id; enables trace correlation in logs.
 pub const ENV_GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
 /// Every variable [`Config::from_lookup`] reads (the property tests and fuzz targets set them all).
-pub const ENV_VARS: [&str; 7] = [
+pub const ENV_VARS: [&str; 8] = [
     ENV_PORT,
     ENV_LOG_FILTER,
     ENV_LOG_FORMAT,
     ENV_SHUTDOWN_GRACE,
     ENV_HEADER_READ_TIMEOUT,
     ENV_KEEPALIVE_TIMEOUT,
+    ENV_BODY_BUDGET,
     ENV_GOOGLE_CLOUD_PROJECT,
 ];
 
@@ -66,6 +69,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub header_read_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// `None`: derived from the container's memory limit at start-up (see `budget`).
+    pub body_budget: Option<usize>,
     pub project_id: Option<String>,
 }
 
@@ -75,6 +80,7 @@ impl Default for ServerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            body_budget: None,
             project_id: None,
         }
     }
@@ -97,6 +103,7 @@ pub enum ConfigError {
         value: String,
         why: &'static str,
     },
+    Size(String),
     ProjectId(String),
 }
 
@@ -116,6 +123,11 @@ impl fmt::Display for ConfigError {
                 "invalid {ENV_LOG_FORMAT}={v:?}: expected \"json\" or \"text\""
             ),
             Self::Duration { var, value, why } => write!(f, "invalid {var}={value:?}: {why}"),
+            Self::Size(v) => write!(
+                f,
+                "invalid {ENV_BODY_BUDGET}={v:?}: expected a whole number of bytes, KiB, MiB or GiB, \
+                 at least 1MiB (the largest /echo body), e.g. \"64MiB\""
+            ),
             Self::ProjectId(v) => write!(
                 f,
                 "invalid {ENV_GOOGLE_CLOUD_PROJECT}={v:?}: expected a project id (letters, digits, '-', '.', ':')"
@@ -173,6 +185,7 @@ impl Config {
             get(ENV_KEEPALIVE_TIMEOUT),
             DEFAULT_KEEPALIVE_TIMEOUT,
         )?;
+        let body_budget = get(ENV_BODY_BUDGET).map(|v| parse_budget(&v)).transpose()?;
         let project_id = match get(ENV_GOOGLE_CLOUD_PROJECT) {
             None => None,
             Some(v) if is_project_id(&v) => Some(v),
@@ -187,6 +200,7 @@ impl Config {
                 shutdown_grace,
                 header_read_timeout,
                 keepalive_timeout,
+                body_budget,
                 project_id: project_id.clone(),
             },
             project_id,
@@ -245,6 +259,36 @@ pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, Config
     } else {
         Duration::from_secs(n)
     })
+}
+
+/// `BODY_BUDGET`: a whole number of bytes, optionally with `KiB`, `MiB` or `GiB` (`64MiB`),
+/// at least the largest `/echo` body, so that one can always be taken.
+pub fn parse_budget(value: &str) -> Result<usize, ConfigError> {
+    let bad = || ConfigError::Size(value.to_owned());
+    let t = value.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let unit: usize = match unit.trim_start() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let bytes = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(bad)?;
+    if bytes < crate::routes::MAX_ECHO_BODY {
+        return Err(bad());
+    }
+    Ok(bytes)
 }
 
 /// A duration above zero, or `default` when unset.
@@ -401,9 +445,48 @@ mod tests {
         for var in ["HEADER_READ_TIMEOUT", "KEEPALIVE_TIMEOUT"] {
             let err = parse(&[(var, "0")]).unwrap_err();
             assert!(err.to_string().contains("greater than zero"), "{err}");
-            assert!(err.to_string().starts_with(&format!("invalid {var}=")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("invalid {var}=")),
+                "{err}"
+            );
             let err = parse(&[(var, "ten minutes")]).unwrap_err();
-            assert!(err.to_string().starts_with(&format!("invalid {var}=")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("invalid {var}=")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_budget_takes_bytes_or_binary_units_from_one_mebibyte() {
+        assert_eq!(parse(&[]).unwrap().server.body_budget, None);
+        for (v, bytes) in [
+            ("64MiB", 64 << 20),
+            ("1 GiB", 1 << 30),
+            ("2048KiB", 2 << 20),
+            ("1048576", 1 << 20),
+            (" 3MiB ", 3 << 20),
+        ] {
+            let c = parse(&[("BODY_BUDGET", v)]).unwrap();
+            assert_eq!(c.server.body_budget, Some(bytes), "{v}");
+        }
+        for bad in [
+            "64MB",
+            "64mib",
+            "MiB",
+            "-1MiB",
+            "1.5GiB",
+            "1023KiB",
+            "0",
+            "99999999999999999999GiB",
+        ] {
+            let err = parse(&[("BODY_BUDGET", bad)]).unwrap_err();
+            assert_eq!(err, ConfigError::Size(bad.to_owned()));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid BODY_BUDGET={bad:?}")),
+                "{err}"
+            );
         }
     }
 

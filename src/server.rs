@@ -15,11 +15,12 @@ use hyper::body::{Body, Incoming};
 use hyper::header::HeaderName;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument as _, Level, debug, info, warn};
 
+use crate::budget::{self, Budget};
 use crate::config::ServerConfig;
 use crate::graceful::Graceful;
 use crate::header_timeout::{Expired, HeadClock, HeadDeadline, HeadIo};
@@ -30,6 +31,11 @@ use crate::trace::TraceContext;
 /// use the same order of magnitude (Envoy 60 KiB, nginx 32 KiB); hyper's own default read
 /// buffer is ~400 KB. An HTTP/1 head over it gets 431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// HTTP/2 streams a connection may have open at once (see `http_builder`).
+const H2_MAX_STREAMS: u32 = 200;
+/// HTTP/2 receive windows, per stream and per connection (see `http_builder`).
+const H2_WINDOW: u32 = routes::MAX_ECHO_BODY as u32;
 
 /// How long to pause after a failed `accept` (e.g. EMFILE) before trying again: long enough not
 /// to spin, short enough not to be noticed.
@@ -56,6 +62,12 @@ where
     F: Future<Output = ()>,
 {
     let builder = Arc::new(http_builder());
+    let (bytes, source) = match config.body_budget {
+        Some(bytes) => (bytes, budget::Source::Environment),
+        None => budget::from_memory_limit(),
+    };
+    info!(bytes, source = source.as_str(), "request body budget");
+    let budget = Budget::new(bytes);
     let graceful = Graceful::new();
     let project: Option<Arc<str>> = config.project_id.as_deref().map(Arc::from);
     let mut shutdown = pin!(shutdown);
@@ -81,6 +93,7 @@ where
         let builder = Arc::clone(&builder);
         let mut stopping = graceful.watch();
         let project = project.clone();
+        let budget = Arc::clone(&budget);
         let first_byte_timeout = config.header_read_timeout;
         let keepalive_timeout = config.keepalive_timeout;
         tokio::spawn(async move {
@@ -110,9 +123,10 @@ where
                 keepalive_timeout,
             ));
             let service_clock = (opened == Opening::Http1).then(|| Arc::clone(&clock));
-            let io = HeadIo::new(TokioIo::new(stream), Arc::clone(&clock));
-            let service =
-                service_fn(move |req| respond(req, project.as_ref(), service_clock.as_ref()));
+            let io = HeadIo::new(stream, Arc::clone(&clock));
+            let service = service_fn(move |req| {
+                respond(req, project.as_ref(), service_clock.as_ref(), &budget)
+            });
             let mut conn = pin!(builder.serve_connection(io, service));
             let mut told = false;
             let served = poll_fn(|cx| {
@@ -208,7 +222,21 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32);
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        // hyper's defaults, set here because hyper may change them and because they bound
+        // what one connection holds. Streams: Cloud Run caps requests in flight per instance
+        // at its concurrency setting, 80 by default and at most 1 000
+        // (<https://cloud.google.com/run/docs/about-concurrency>); 200 lets one front-end
+        // connection carry the default with room, and a setting above it spreads over more
+        // connections. More streams would cost little in bodies (the budget bounds those,
+        // and a stream it refuses is answered at once) but up to a head of MAX_HEAD_BYTES each.
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        // Stream window: the largest `/echo` body, so one arrives without waiting for a
+        // WINDOW_UPDATE. Connection window the same: the request bytes h2 holds unread for a
+        // connection stay at 1 MiB however many streams are open (RFC 9113 §6.9.2; the
+        // spec's default is 64 KiB, which would stall a 1 MiB upload on round trips).
+        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_WINDOW);
     builder
 }
 
@@ -223,6 +251,7 @@ fn respond(
     mut req: Request<Incoming>,
     project: Option<&Arc<str>>,
     clock: Option<&Arc<HeadClock>>,
+    budget: &Arc<Budget>,
 ) -> Respond {
     let span = project.and_then(|p| request_span(&req, p));
     // Cloud Run already logs every request; this line is for local debugging and costs one
@@ -234,19 +263,26 @@ fn respond(
             Instant::now(),
         )
     });
-    let head = req.method() == Method::HEAD;
     let now = {
         let _entered = span.as_ref().map(tracing::Span::enter);
-        std::panic::catch_unwind(AssertUnwindSafe(|| routes::answer_now(&mut req)))
-            .unwrap_or_else(|_| Some(internal_error()))
+        std::panic::catch_unwind(AssertUnwindSafe(|| routes::answer_now(&mut req))).unwrap_or_else(
+            |_| {
+                let mut res = internal_error();
+                if req.method() == Method::HEAD {
+                    routes::headers_only(&mut res);
+                }
+                Some(res)
+            },
+        )
     };
-    let Some(mut res) = now else {
+    let Some(res) = now else {
         let clock = clock.map(|c| {
             c.busy();
             Arc::clone(c)
         });
+        let budget = Arc::clone(budget);
         let handled = async move {
-            let res = catch_panic(routes::echo(req)).await;
+            let res = catch_panic(routes::echo(req, budget)).await;
             log_access(access, &res);
             if let Some(clock) = clock {
                 clock.done();
@@ -258,9 +294,6 @@ fn respond(
             None => Box::pin(handled),
         });
     };
-    if head {
-        routes::headers_only(&mut res);
-    }
     if access.is_some() {
         let _entered = span.as_ref().map(tracing::Span::enter);
         log_access(access, &res);

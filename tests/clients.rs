@@ -98,9 +98,16 @@ async fn head_over_h2c_ends_the_stream_with_its_headers_and_sends_no_data() {
     for path in ["/", "/health", "/nowhere", "/echo"] {
         let frames = h2_answer(server.addr, "HEAD", path).await;
         let kinds: Vec<(u8, usize)> = frames.iter().map(|f| (f.kind, f.payload.len())).collect();
-        assert_eq!(frames.len(), 1, "HEAD {path}: frames (type, length) {kinds:?}");
+        assert_eq!(
+            frames.len(),
+            1,
+            "HEAD {path}: frames (type, length) {kinds:?}"
+        );
         assert_eq!(frames[0].kind, HEADERS, "HEAD {path}: {kinds:?}");
-        assert!(frames.iter().all(|f| f.kind != DATA), "HEAD {path}: {kinds:?}");
+        assert!(
+            frames.iter().all(|f| f.kind != DATA),
+            "HEAD {path}: {kinds:?}"
+        );
     }
     // A GET still gets its body after the headers.
     let frames = h2_answer(server.addr, "GET", "/").await;
@@ -134,7 +141,11 @@ async fn head_carries_the_status_and_headers_of_get_on_both_protocols() {
             assert_eq!(head.status, get.status, "{what}");
             assert!(head.body.is_empty(), "{what}: body {:?}", head.body);
             let length = get.body.len().to_string();
-            assert_eq!(head.header("content-length"), Some(length.as_str()), "{what}");
+            assert_eq!(
+                head.header("content-length"),
+                Some(length.as_str()),
+                "{what}"
+            );
             for name in ["content-type", "allow", "cache-control"] {
                 assert_eq!(head.header(name), get.header(name), "{what}: {name}");
             }
@@ -206,7 +217,10 @@ async fn a_malformed_head_gets_400_and_no_reset_while_the_client_sends_more() {
         let what = String::from_utf8_lossy(raw);
         let res = answer_while_sending(server.addr, raw, FIVE_MB).await;
         assert_eq!(res.status, 400, "{what}");
-        assert!(res.closes(), "{what}: 400 without connection: close: {res:?}");
+        assert!(
+            res.closes(),
+            "{what}: 400 without connection: close: {res:?}"
+        );
     }
     wire::get_root(server.addr).await;
 }
@@ -227,7 +241,10 @@ async fn an_http_1_1_request_without_host_or_with_two_gets_400_and_a_close() {
         let what = String::from_utf8_lossy(raw);
         let res = answer_while_sending(server.addr, raw, 0).await;
         assert_eq!(res.status, 400, "{what}");
-        assert!(res.closes(), "{what}: 400 without connection: close: {res:?}");
+        assert!(
+            res.closes(),
+            "{what}: 400 without connection: close: {res:?}"
+        );
     }
     // HTTP/1.0 predates Host: none is fine there, two are not.
     for (raw, status) in [
@@ -236,7 +253,10 @@ async fn an_http_1_1_request_without_host_or_with_two_gets_400_and_a_close() {
     ] {
         let mut conn = Conn::connect(server.addr).await.unwrap();
         conn.send(raw).await.unwrap();
-        let all = conn.read_to_close(LIMIT).await.expect("closed after an HTTP/1.0 answer");
+        let all = conn
+            .read_to_close(LIMIT)
+            .await
+            .expect("closed after an HTTP/1.0 answer");
         let all = String::from_utf8_lossy(&all);
         assert!(all.starts_with(&format!("HTTP/1.0 {status} ")), "{all}");
     }
