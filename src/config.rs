@@ -22,15 +22,21 @@ pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
 pub const ENV_SHUTDOWN_GRACE: &str = "SHUTDOWN_GRACE";
 /// How long a client may take to send its request headers.
 pub const ENV_HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
+/// How long a connection may idle between requests.
+pub const ENV_KEEPALIVE_TIMEOUT: &str = "KEEPALIVE_TIMEOUT";
+/// Bytes that request bodies may hold in memory, across all connections.
+pub const ENV_BODY_BUDGET: &str = "BODY_BUDGET";
 /// Google Cloud project id; enables trace correlation in logs.
 pub const ENV_GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
 /// Every variable [`Config::from_lookup`] reads (the property tests and fuzz targets set them all).
-pub const ENV_VARS: [&str; 6] = [
+pub const ENV_VARS: [&str; 8] = [
     ENV_PORT,
     ENV_LOG_FILTER,
     ENV_LOG_FORMAT,
     ENV_SHUTDOWN_GRACE,
     ENV_HEADER_READ_TIMEOUT,
+    ENV_KEEPALIVE_TIMEOUT,
+    ENV_BODY_BUDGET,
     ENV_GOOGLE_CLOUD_PROJECT,
 ];
 
@@ -39,6 +45,11 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Cloud Run sends SIGKILL 10 s after SIGTERM; 8 s leaves time to log and exit.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than any front end keeps an idle pooled connection, so the front end always closes
+/// first and never sends a request into our close: Google Cloud's load balancers keep idle
+/// backend connections up to 600 s
+/// (<https://cloud.google.com/load-balancing/docs/https#timeouts_and_retries>).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(620);
 /// Cloud Run sends SIGKILL 10 s after SIGTERM
 /// (<https://cloud.google.com/run/docs/container-contract#lifecycle>). A grace of the full 10 s
 /// would race it: the cut, its log line and the exit status would be lost to the SIGKILL. One
@@ -61,6 +72,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub header_read_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    /// `None`: derived from the container's memory limit at start-up (see `budget`).
+    pub body_budget: Option<usize>,
     pub project_id: Option<String>,
 }
 
@@ -69,6 +83,8 @@ impl Default for ServerConfig {
         Self {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            body_budget: None,
             project_id: None,
         }
     }
@@ -91,6 +107,7 @@ pub enum ConfigError {
         value: String,
         why: &'static str,
     },
+    Size(String),
     ProjectId(String),
 }
 
@@ -107,6 +124,11 @@ impl fmt::Display for ConfigError {
                 "invalid {ENV_LOG_FORMAT}={v:?}: expected \"json\" or \"text\""
             ),
             Self::Duration { var, value, why } => write!(f, "invalid {var}={value:?}: {why}"),
+            Self::Size(v) => write!(
+                f,
+                "invalid {ENV_BODY_BUDGET}={v:?}: expected a whole number of bytes, KiB, MiB or GiB, \
+                 at least 1MiB (the largest /echo body), e.g. \"64MiB\""
+            ),
             Self::ProjectId(v) => write!(
                 f,
                 "invalid {ENV_GOOGLE_CLOUD_PROJECT}={v:?}: expected a project id (letters, digits, '-', '.', ':')"
@@ -154,20 +176,17 @@ impl Config {
                 d
             }
         };
-        let header_read_timeout = match get(ENV_HEADER_READ_TIMEOUT) {
-            None => DEFAULT_HEADER_READ_TIMEOUT,
-            Some(v) => {
-                let d = parse_duration(ENV_HEADER_READ_TIMEOUT, &v)?;
-                if d.is_zero() {
-                    return Err(ConfigError::Duration {
-                        var: ENV_HEADER_READ_TIMEOUT,
-                        value: v,
-                        why: "must be greater than zero",
-                    });
-                }
-                d
-            }
-        };
+        let header_read_timeout = positive_duration(
+            ENV_HEADER_READ_TIMEOUT,
+            get(ENV_HEADER_READ_TIMEOUT),
+            DEFAULT_HEADER_READ_TIMEOUT,
+        )?;
+        let keepalive_timeout = positive_duration(
+            ENV_KEEPALIVE_TIMEOUT,
+            get(ENV_KEEPALIVE_TIMEOUT),
+            DEFAULT_KEEPALIVE_TIMEOUT,
+        )?;
+        let body_budget = get(ENV_BODY_BUDGET).map(|v| parse_budget(&v)).transpose()?;
         let project_id = match get(ENV_GOOGLE_CLOUD_PROJECT) {
             None => None,
             Some(v) if is_project_id(&v) => Some(v),
@@ -181,6 +200,8 @@ impl Config {
             server: ServerConfig {
                 shutdown_grace,
                 header_read_timeout,
+                keepalive_timeout,
+                body_budget,
                 project_id: project_id.clone(),
             },
             project_id,
@@ -321,6 +342,56 @@ pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, Config
     })
 }
 
+/// `BODY_BUDGET`: a whole number of bytes, optionally with `KiB`, `MiB` or `GiB` (`64MiB`),
+/// at least the largest `/echo` body, so that one can always be taken.
+pub fn parse_budget(value: &str) -> Result<usize, ConfigError> {
+    let bad = || ConfigError::Size(value.to_owned());
+    let t = value.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let unit: usize = match unit.trim_start() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let bytes = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(bad)?;
+    if bytes < crate::routes::MAX_ECHO_BODY {
+        return Err(bad());
+    }
+    Ok(bytes)
+}
+
+/// A duration above zero, or `default` when unset.
+fn positive_duration(
+    var: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    let d = parse_duration(var, &v)?;
+    if d.is_zero() {
+        return Err(ConfigError::Duration {
+            var,
+            value: v,
+            why: "must be greater than zero",
+        });
+    }
+    Ok(d)
+}
+
 /// Project ids are 6–30 lowercase letters, digits and hyphens; legacy domain-scoped ids add
 /// `.` and `:`. Checked loosely, only so that nothing odd ends up inside a log field.
 fn is_project_id(v: &str) -> bool {
@@ -367,6 +438,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.server.shutdown_grace, Duration::from_secs(8));
         assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.keepalive_timeout, Duration::from_secs(620));
         assert_eq!(c.project_id, None);
     }
 
@@ -502,6 +574,8 @@ mod tests {
         assert_eq!(c.server.header_read_timeout, Duration::from_millis(250));
         let c = parse(&[("SHUTDOWN_GRACE", "0s")]).unwrap();
         assert_eq!(c.server.shutdown_grace, Duration::ZERO);
+        let c = parse(&[("KEEPALIVE_TIMEOUT", "90s")]).unwrap();
+        assert_eq!(c.server.keepalive_timeout, Duration::from_secs(90));
     }
 
     #[test]
@@ -516,8 +590,52 @@ mod tests {
         }
         let c = parse(&[("SHUTDOWN_GRACE", "9000ms")]).unwrap();
         assert_eq!(c.server.shutdown_grace, MAX_SHUTDOWN_GRACE);
-        let err = parse(&[("HEADER_READ_TIMEOUT", "0")]).unwrap_err();
-        assert!(err.to_string().contains("greater than zero"), "{err}");
+        for var in ["HEADER_READ_TIMEOUT", "KEEPALIVE_TIMEOUT"] {
+            let err = parse(&[(var, "0")]).unwrap_err();
+            assert!(err.to_string().contains("greater than zero"), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("invalid {var}=")),
+                "{err}"
+            );
+            let err = parse(&[(var, "ten minutes")]).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("invalid {var}=")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_budget_takes_bytes_or_binary_units_from_one_mebibyte() {
+        assert_eq!(parse(&[]).unwrap().server.body_budget, None);
+        for (v, bytes) in [
+            ("64MiB", 64 << 20),
+            ("1 GiB", 1 << 30),
+            ("2048KiB", 2 << 20),
+            ("1048576", 1 << 20),
+            (" 3MiB ", 3 << 20),
+        ] {
+            let c = parse(&[("BODY_BUDGET", v)]).unwrap();
+            assert_eq!(c.server.body_budget, Some(bytes), "{v}");
+        }
+        for bad in [
+            "64MB",
+            "64mib",
+            "MiB",
+            "-1MiB",
+            "1.5GiB",
+            "1023KiB",
+            "0",
+            "99999999999999999999GiB",
+        ] {
+            let err = parse(&[("BODY_BUDGET", bad)]).unwrap_err();
+            assert_eq!(err, ConfigError::Size(bad.to_owned()));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid BODY_BUDGET={bad:?}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -1,56 +1,109 @@
-//! The HTTP/1 header read timeout, kept per connection instead of per request.
+//! The header read timeout and the keep-alive idle timeout, kept per connection instead of per
+//! request; and whether a connection ended with an answer (see [`crate::linger`]).
 //!
-//! hyper's own (`http1().header_read_timeout`) allocates a timer each time it starts waiting
-//! for a request head, inserts it into tokio's timer wheel, removes it once the head is in, and
-//! polls the connection once more per request to arm it: with it, a keep-alive `GET /` took
-//! 7 930 user-space instructions, with this module 6 750 (callgrind at opt-level 3,
-//! `bench/run.sh`). Here a connection keeps one tokio timer, armed for a whole timeout at a
-//! time, and per request only a timestamp changes:
+//! hyper's own header timeout (`http1().header_read_timeout`) allocates a timer each time it
+//! starts waiting for a request head, inserts it into tokio's timer wheel, removes it once the
+//! head is in, and polls the connection once more per request to arm it: with it, a keep-alive
+//! `GET /` took 7 930 user-space instructions, with this module 6 750 (callgrind at opt-level 3,
+//! `bench/run.sh`). It also runs from the end of one response, so a keep-alive connection idle
+//! for `HEADER_READ_TIMEOUT` between two requests is cut: a proxy reusing pooled connections
+//! (Cloud Run's front end, any load balancer) then races the close, the classic source of
+//! sporadic 502s. Here a connection keeps one tokio timer, armed for a whole timeout at a time,
+//! and per request only a state word changes:
 //!
-//! - [`HeadClock`] knows whether the connection is waiting for a request head, and since when.
-//!   [`HeadIo`] starts the wait at the first read after a response is done (hyper reads again
-//!   only once it has written the response, exactly when its own timer would start). The
-//!   service marks each response done ([`HeadClock::done`]), and a request still reading its
-//!   body as busy ([`HeadClock::busy`]): no deadline until its response is done.
-//! - [`HeadDeadline`] resolves when a wait has lasted the timeout; the connection is then
-//!   dropped, as hyper does. Its timer fires at most once per timeout, early if the wait began
-//!   later than it was armed for; it is then re-armed for the rest.
-//!
-//! HTTP/2 is not covered: hyper's timeout never applied to it either.
+//! - [`HeadClock`] knows what an HTTP/1 connection is waiting for: the first byte of the next
+//!   request head (idle, limited by the keep-alive timeout), the rest of a head (limited by the
+//!   header timeout, counted from its first byte), or nothing (a request is being served).
+//!   [`HeadIo`] sees hyper's reads: the first read after a response starts the idle wait, the
+//!   first read that returns bytes ends it. The service marks each request busy
+//!   ([`HeadClock::busy`]) and its response done ([`HeadClock::done`]).
+//! - On HTTP/2 there are no heads to time (hyper's timeout never applied to it either); an
+//!   h2c connection is idle when it has read nothing, and after the keep-alive timeout of
+//!   that it is sent GOAWAY (by the caller), so a stream still being served finishes.
+//! - [`HeadDeadline`] resolves when a wait has lasted its limit. Its timer fires at most once
+//!   per header timeout, early if the wait began later than it was armed for; it is then
+//!   re-armed for the rest. An idle HTTP/1 connection is looked at once per header timeout,
+//!   so a head that starts during a long idle wait is still cut a header timeout after it began.
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+// The state word: a time since `HeadClock::base` in ns, shifted left by two, with the low two
+// bits saying what it is: 0 waiting idle since then, 1 waiting for the rest of a head since
+// then, 2 one of the states below (which have no time). Each read tests one or two values.
+/// Low bits of a state that waits idle.
+const IDLE: u64 = 0;
+/// Low bits of a state that waits for the rest of a head.
+const HEAD: u64 = 1;
+const KIND: u64 = 0b11;
 /// A request is in (its head parsed) and its response not yet done: no deadline.
-const BUSY: u64 = 0;
-/// The response is done; the next read starts waiting for the next head.
-const DONE: u64 = 1;
+const BUSY: u64 = 2;
+/// The response is done; the next read starts the idle wait for the next head.
+const DONE: u64 = 4 + 2;
+/// Bytes of a head have arrived; when the wait for the rest began is taken at the next read.
+/// Most heads arrive whole in one read, so most requests never read the clock for it.
+const HEAD_UNTIMED: u64 = 8 + 2;
+/// HTTP/2: bytes were read since the deadline last looked.
+const ACTIVE: u64 = 12 + 2;
 /// tokio's timer resolution.
 const TIMER_TICK: Duration = Duration::from_millis(1);
 
-/// Whether a connection is waiting for a request head, and since when. Shared by the
-/// connection's IO, its service and its [`HeadDeadline`], all polled by one task.
+/// What a connection is waiting for. Shared by the connection's IO, its service and its
+/// [`HeadDeadline`], all polled by one task.
 #[derive(Debug)]
 pub struct HeadClock {
     base: Instant,
-    /// `BUSY`, `DONE`, or waiting since `base` + (value - 2) ns.
+    h2: bool,
     state: AtomicU64,
+    /// What a read that ends an idle wait turns it into: `HEAD_UNTIMED`, or `ACTIVE` for h2.
+    after_idle: u64,
+    /// HTTP/1: hyper has written an answer, and the connection was not given up on since.
+    answered: AtomicBool,
+}
+
+/// What [`HeadClock::wait`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Serving a request, or about to wait.
+    None,
+    /// For the rest of a request head, since then (`None`: since about now).
+    Head(Option<Instant>),
+    /// For anything at all, since then.
+    Idle(Instant),
+    /// HTTP/2: bytes were read since the last look.
+    Active,
 }
 
 impl HeadClock {
-    /// A clock for a new connection, waiting for its first head from now.
-    pub fn new() -> Arc<Self> {
+    /// An HTTP/1 connection whose first bytes have arrived: waiting for the rest of its first
+    /// head from now.
+    pub fn http1() -> Arc<Self> {
+        Self::new(false, true)
+    }
+
+    /// An h2c connection, idle from now.
+    pub fn h2c() -> Arc<Self> {
+        Self::new(true, false)
+    }
+
+    fn new(h2: bool, head: bool) -> Arc<Self> {
         Arc::new(Self {
             base: Instant::now(),
-            state: AtomicU64::new(2),
+            h2,
+            state: AtomicU64::new(if head { HEAD } else { IDLE }),
+            after_idle: if h2 { ACTIVE } else { HEAD_UNTIMED },
+            answered: AtomicBool::new(false),
         })
     }
 
@@ -64,55 +117,132 @@ impl HeadClock {
         self.state.store(DONE, Relaxed);
     }
 
-    fn on_read(&self) {
-        if self.state.load(Relaxed) == DONE {
-            let since = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 2);
-            self.state.store(since.saturating_add(2), Relaxed);
+    fn waiting(&self, at: Instant, kind: u64) -> u64 {
+        let ns = u64::try_from(at.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX >> 2);
+        (ns.min(u64::MAX >> 2) << 2) | kind
+    }
+
+    /// Before each read: a wait begins, or a head's wait gets its start time.
+    #[inline]
+    fn before_read(&self) {
+        let s = self.state.load(Relaxed);
+        if s == DONE || s == HEAD_UNTIMED {
+            self.start_wait(s);
         }
     }
 
-    fn waiting_since(&self) -> Option<Instant> {
+    /// Out of line, so that `HeadIo::poll_read` stays small enough for the socket read to be
+    /// inlined into it (callgrind: 60 instructions per request).
+    #[inline(never)]
+    fn start_wait(&self, s: u64) {
+        let kind = if s == DONE { IDLE } else { HEAD };
+        self.state
+            .store(self.waiting(Instant::now(), kind), Relaxed);
+    }
+
+    /// After a read that returned (bytes, or the end): an idle wait is over.
+    #[inline]
+    fn after_read(&self) {
+        if self.state.load(Relaxed) & KIND == IDLE {
+            self.state.store(self.after_idle, Relaxed);
+        }
+    }
+
+    /// Before each write: hyper writes only answers (ours, `100 Continue`, and its own 400 or
+    /// 431 for a head it cannot parse).
+    fn before_write(&self) {
+        if !self.h2 {
+            self.answered.store(true, Relaxed);
+        }
+    }
+
+    /// The connection is dropped for taking too long: no lingering close for it.
+    pub fn give_up(&self) {
+        self.answered.store(false, Relaxed);
+    }
+
+    /// An HTTP/1 connection that has answered closes with a lingering close: the client may
+    /// still be sending (a body we did not read, pipelined requests). One that is idle gets its
+    /// end of stream at once and closes its side too, which ends the linger.
+    fn lingers(&self) -> bool {
+        self.answered.load(Relaxed)
+    }
+
+    fn wait(&self) -> Wait {
         match self.state.load(Relaxed) {
-            BUSY | DONE => None,
-            n => Some(self.base + Duration::from_nanos(n - 2)),
+            BUSY | DONE => Wait::None,
+            HEAD_UNTIMED => Wait::Head(None),
+            ACTIVE => Wait::Active,
+            s => {
+                let since = self.base + Duration::from_nanos(s >> 2);
+                if s & KIND == HEAD {
+                    Wait::Head(Some(since))
+                } else {
+                    Wait::Idle(since)
+                }
+            }
         }
     }
 }
 
-/// The connection's IO, telling its [`HeadClock`] (if any: HTTP/2 has none) about reads.
+/// The connection's socket, telling its [`HeadClock`] about reads and writes; dropped after an
+/// answer, it hands the socket to [`crate::linger`] instead of closing it.
+///
+/// Generic over the socket (only ever a `TcpStream`) because, monomorphised here, tokio's socket
+/// read is inlined into [`HeadIo`]'s (callgrind: 60 instructions per request).
 #[derive(Debug)]
-pub struct HeadIo<T> {
-    io: T,
-    clock: Option<Arc<HeadClock>>,
+pub struct HeadIo<T: AsFd> {
+    io: TokioIo<T>,
+    clock: Arc<HeadClock>,
 }
 
-impl<T> HeadIo<T> {
-    pub fn new(io: T, clock: Option<Arc<HeadClock>>) -> Self {
-        Self { io, clock }
+impl<T: AsFd> HeadIo<T> {
+    pub fn new(io: T, clock: Arc<HeadClock>) -> Self {
+        Self {
+            io: TokioIo::new(io),
+            clock,
+        }
     }
 }
 
-impl<T: Read + Unpin> Read for HeadIo<T> {
+impl<T: AsFd> Drop for HeadIo<T> {
+    fn drop(&mut self) {
+        if self.clock.lingers() {
+            // A second descriptor keeps the socket open once hyper's is closed.
+            if let Ok(fd) = self.io.inner().as_fd().try_clone_to_owned() {
+                crate::linger::spawn(fd);
+            }
+        }
+    }
+}
+
+impl<T: AsFd + AsyncRead + Unpin> Read for HeadIo<T> {
+    #[inline(always)]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(clock) = &this.clock {
-            clock.on_read();
+        this.clock.before_read();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if polled.is_ready() {
+            this.clock.after_read();
         }
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        polled
     }
 }
 
-impl<T: Write + Unpin> Write for HeadIo<T> {
+impl<T: AsFd + AsyncWrite + Unpin> Write for HeadIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.clock.before_write();
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -132,42 +262,96 @@ impl<T: Write + Unpin> Write for HeadIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.clock.before_write();
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 }
 
-/// Resolves once the connection has waited `timeout` for a request head; never without a
-/// clock.
+/// Which wait ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// A request head took longer than the header timeout (or, after [`Expired::Idle`], the
+    /// connection did not close in time): drop the connection, as hyper does.
+    Head,
+    /// Nothing arrived for the keep-alive timeout: close the connection gracefully (HTTP/1:
+    /// at once, since it is idle; HTTP/2: GOAWAY, letting open streams finish).
+    Idle,
+}
+
+/// Resolves once the connection has waited too long for a request head, or idled too long.
 #[derive(Debug)]
 pub struct HeadDeadline {
-    clock: Option<Arc<HeadClock>>,
-    timeout: Duration,
+    clock: Arc<HeadClock>,
+    header_timeout: Duration,
+    keepalive_timeout: Duration,
+    /// The furthest out the timer is armed: the shorter limit that applies.
+    step: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
     /// The timer holds this task's waker: until it fires there is nothing to look at.
     armed: bool,
+    /// Told idle already: the next expiry is final.
+    closing: bool,
 }
 
 impl HeadDeadline {
     /// Must be called inside a tokio runtime.
-    pub fn new(clock: Option<Arc<HeadClock>>, timeout: Duration) -> Self {
-        let sleep = Box::pin(tokio::time::sleep(timeout));
+    pub fn new(clock: Arc<HeadClock>, header_timeout: Duration, keepalive: Duration) -> Self {
+        // Any wait may begin right after the timer is armed, so it is never armed further out
+        // than the shorter limit that could apply.
+        let step = if clock.h2 {
+            keepalive
+        } else {
+            header_timeout.min(keepalive)
+        };
         Self {
             clock,
-            timeout,
-            sleep,
+            header_timeout,
+            keepalive_timeout: keepalive,
+            step,
+            sleep: Box::pin(tokio::time::sleep(step)),
             armed: false,
+            closing: false,
         }
+    }
+
+    /// After [`Expired::Idle`]: the connection has one more keep-alive timeout to close (an
+    /// h2c peer that never acknowledges the GOAWAY would otherwise hold it forever), then
+    /// the deadline resolves [`Expired::Head`].
+    pub fn closing(&mut self) {
+        self.closing = true;
+        let at = Instant::now() + self.keepalive_timeout;
+        self.sleep.as_mut().reset(at);
+        self.armed = false;
+    }
+
+    /// When the current wait runs out (`Err`), or when to look again (`Ok`): when it would run
+    /// out, or a step from now if sooner, since a shorter wait may begin meanwhile.
+    fn next(&self, now: Instant) -> Result<Instant, Expired> {
+        let reached = |at: Instant| now + TIMER_TICK >= at;
+        let (head, idle) = (self.header_timeout, self.keepalive_timeout);
+        let at = match self.clock.wait() {
+            Wait::None | Wait::Head(None) => now + self.step,
+            Wait::Head(Some(since)) if reached(since + head) => return Err(Expired::Head),
+            Wait::Head(Some(since)) => since + head,
+            Wait::Idle(since) if reached(since + idle) => return Err(Expired::Idle),
+            Wait::Idle(since) => since + idle,
+            Wait::Active => {
+                self.clock
+                    .state
+                    .store(self.clock.waiting(now, IDLE), Relaxed);
+                now + idle
+            }
+        };
+        Ok(at.min(now + self.step))
     }
 }
 
 impl Future for HeadDeadline {
-    type Output = ();
+    type Output = Expired;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Expired> {
         let this = self.get_mut();
-        let Some(clock) = &this.clock else {
-            return Poll::Pending;
-        };
         // The common case, once per wake-up of the connection: one atomic load.
         if this.armed && !this.sleep.is_elapsed() {
             return Poll::Pending;
@@ -177,15 +361,13 @@ impl Future for HeadDeadline {
                 this.armed = true;
                 return Poll::Pending;
             }
-            let now = Instant::now();
-            let next = match clock.waiting_since() {
-                // Within tokio's 1 ms timer resolution counts as reached.
-                Some(since) if now + TIMER_TICK >= since + this.timeout => return Poll::Ready(()),
-                Some(since) => since + this.timeout,
-                // Serving a request: look again a whole timeout from now.
-                None => now + this.timeout,
-            };
-            this.sleep.as_mut().reset(next);
+            if this.closing {
+                return Poll::Ready(Expired::Head);
+            }
+            match this.next(Instant::now()) {
+                Err(expired) => return Poll::Ready(expired),
+                Ok(at) => this.sleep.as_mut().reset(at),
+            }
         }
     }
 }
@@ -194,45 +376,122 @@ impl Future for HeadDeadline {
 mod tests {
     use super::*;
 
-    fn deadline(timeout_s: u64) -> (Arc<HeadClock>, HeadDeadline) {
-        let clock = HeadClock::new();
-        let d = HeadDeadline::new(Some(Arc::clone(&clock)), Duration::from_secs(timeout_s));
-        (clock, d)
+    const HEAD: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(600);
+
+    fn deadline(clock: &Arc<HeadClock>) -> HeadDeadline {
+        HeadDeadline::new(Arc::clone(clock), HEAD, IDLE)
+    }
+
+    /// A response done, hyper's next read after `idle_for`, and that read's bytes.
+    async fn next_request_after(clock: &HeadClock, idle_for: Duration) {
+        clock.done();
+        clock.before_read();
+        tokio::time::advance(idle_for).await;
+        clock.before_read();
+        clock.after_read();
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_connection_that_sends_no_head_times_out() {
+    async fn a_connection_that_sends_no_whole_head_times_out() {
         let started = Instant::now();
-        let (_clock, d) = deadline(10);
-        d.await;
-        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        let clock = HeadClock::http1();
+        assert_eq!(deadline(&clock).await, Expired::Head);
+        assert_eq!(started.elapsed(), HEAD);
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_deadline_while_a_request_is_served() {
-        let (clock, mut d) = deadline(2);
+        let clock = HeadClock::http1();
+        let mut d = deadline(&clock);
         clock.busy();
-        let served = tokio::time::timeout(Duration::from_secs(30), &mut d).await;
+        let served = tokio::time::timeout(IDLE * 2, &mut d).await;
         assert!(served.is_err(), "timed out while busy");
         // The response is done but hyper has not read again (it is still writing): no wait.
         clock.done();
-        assert!(
-            tokio::time::timeout(Duration::from_secs(30), &mut d)
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(IDLE * 2, &mut d).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_wait_for_the_next_head_starts_at_the_next_read() {
-        let (clock, mut d) = deadline(10);
+    async fn an_idle_keep_alive_connection_gets_the_keep_alive_timeout() {
+        let clock = HeadClock::http1();
+        let mut d = deadline(&clock);
         clock.busy();
         tokio::time::advance(Duration::from_secs(4)).await;
         clock.done();
         tokio::time::advance(Duration::from_secs(3)).await;
-        clock.on_read();
-        let waiting = Instant::now();
-        (&mut d).await;
-        assert_eq!(waiting.elapsed(), Duration::from_secs(10));
+        clock.before_read();
+        let idle = Instant::now();
+        assert_eq!((&mut d).await, Expired::Idle);
+        assert_eq!(idle.elapsed(), IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_started_after_a_long_idle_wait_gets_the_header_timeout_from_its_first_byte() {
+        let clock = HeadClock::http1();
+        let mut d = deadline(&clock);
+        clock.busy();
+        next_request_after(&clock, Duration::from_secs(300)).await;
+        // The head is incomplete: hyper reads again at once, which times it.
+        clock.before_read();
+        let first_byte = Instant::now();
+        assert_eq!((&mut d).await, Expired::Head);
+        assert!(first_byte.elapsed() <= HEAD, "{:?}", first_byte.elapsed());
+        assert!(
+            first_byte.elapsed() + TIMER_TICK >= HEAD,
+            "{:?}",
+            first_byte.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_whole_head_after_an_idle_wait_is_served_without_a_deadline() {
+        let clock = HeadClock::http1();
+        let mut d = deadline(&clock);
+        next_request_after(&clock, Duration::from_secs(500)).await;
+        clock.busy();
+        assert!(tokio::time::timeout(IDLE * 2, &mut d).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_h2c_connection_is_idle_after_a_keep_alive_timeout_without_reads() {
+        let clock = HeadClock::h2c();
+        let mut d = deadline(&clock);
+        // Reads keep it open however long it lives.
+        for _ in 0..5 {
+            tokio::time::advance(IDLE / 2).await;
+            clock.before_read();
+            clock.after_read();
+        }
+        assert!(tokio::time::timeout(IDLE / 2, &mut d).await.is_err());
+        let last_read = Instant::now() - IDLE / 2;
+        assert_eq!((&mut d).await, Expired::Idle);
+        assert!(last_read.elapsed() >= IDLE && last_read.elapsed() <= IDLE * 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closing_connection_gets_one_more_keep_alive_timeout() {
+        let clock = HeadClock::h2c();
+        let mut d = deadline(&clock);
+        assert_eq!((&mut d).await, Expired::Idle);
+        d.closing();
+        let told = Instant::now();
+        assert_eq!((&mut d).await, Expired::Head);
+        assert_eq!(told.elapsed(), IDLE);
+    }
+
+    #[test]
+    fn an_http1_connection_lingers_once_it_has_answered_unless_given_up_on() {
+        let clock = HeadClock::http1();
+        assert!(!clock.lingers());
+        clock.before_read();
+        clock.after_read();
+        clock.before_write();
+        assert!(clock.lingers());
+        clock.give_up();
+        assert!(!clock.lingers());
+        let h2 = HeadClock::h2c();
+        h2.before_write();
+        assert!(!h2.lingers());
     }
 }

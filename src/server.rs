@@ -14,22 +14,28 @@ use std::time::{Duration, Instant};
 use hyper::body::{Body, Incoming};
 use hyper::header::HeaderName;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument as _, Level, debug, info, warn};
 
+use crate::budget::{self, Budget};
 use crate::config::ServerConfig;
 use crate::graceful::Graceful;
-use crate::header_timeout::{HeadClock, HeadDeadline, HeadIo};
-use crate::routes::{self, Handler, ResponseBody};
+use crate::header_timeout::{Expired, HeadClock, HeadDeadline, HeadIo};
+use crate::routes::{self, Handler, ResponseBody, State};
 use crate::trace::TraceContext;
 
 /// Upper bound on a request head (request line + headers), HTTP/1 and HTTP/2 alike. Proxies
 /// use the same order of magnitude (Envoy 60 KiB, nginx 32 KiB); hyper's own default read
 /// buffer is ~400 KB. An HTTP/1 head over it gets 431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// HTTP/2 streams a connection may have open at once (see `http_builder`).
+const H2_MAX_STREAMS: u32 = 200;
+/// HTTP/2 receive windows, per stream and per connection (see `http_builder`).
+const H2_WINDOW: u32 = routes::MAX_ECHO_BODY as u32;
 
 /// How long to pause after a failed `accept` (e.g. EMFILE) before trying again: long enough not
 /// to spin, short enough not to be noticed.
@@ -56,6 +62,14 @@ where
     F: Future<Output = ()>,
 {
     let builder = Arc::new(http_builder());
+    let (bytes, source) = match config.body_budget {
+        Some(bytes) => (bytes, budget::Source::Environment),
+        None => budget::from_memory_limit(),
+    };
+    info!(bytes, source = source.as_str(), "request body budget");
+    let state = State {
+        budget: Budget::new(bytes),
+    };
     let graceful = Graceful::new();
     let project: Option<Arc<str>> = config.project_id.as_deref().map(Arc::from);
     let mut shutdown = pin!(shutdown);
@@ -81,7 +95,9 @@ where
         let builder = Arc::clone(&builder);
         let mut stopping = graceful.watch();
         let project = project.clone();
+        let state = state.clone();
         let first_byte_timeout = config.header_read_timeout;
+        let keepalive_timeout = config.keepalive_timeout;
         tokio::spawn(async move {
             // The header timeout (`HeadDeadline` below) starts once the protocol is known, and
             // `auto` reads up to the 24-byte h2 preface with no deadline: a client that sends
@@ -97,14 +113,23 @@ where
                 debug!(%peer, "connection closed before it chose a protocol");
                 return;
             };
-            // The HTTP/1 header read timeout, one timer per connection (see `header_timeout`);
-            // HTTP/2 has none, as with hyper's own.
-            let clock = (opened == Opening::Http1).then(HeadClock::new);
-            let deadline = HeadDeadline::new(clock.clone(), first_byte_timeout);
-            let io = HeadIo::new(TokioIo::new(stream), clock.clone());
-            let service = service_fn(move |req| respond(req, project.as_ref(), clock.as_ref()));
+            // The header and keep-alive timeouts, one timer per connection (see
+            // `header_timeout`). Only HTTP/1 requests tell the clock when they are served.
+            let clock = match opened {
+                Opening::Http1 => HeadClock::http1(),
+                Opening::H2c => HeadClock::h2c(),
+            };
+            let mut deadline = pin!(HeadDeadline::new(
+                Arc::clone(&clock),
+                first_byte_timeout,
+                keepalive_timeout,
+            ));
+            let service_clock = (opened == Opening::Http1).then(|| Arc::clone(&clock));
+            let io = HeadIo::new(stream, Arc::clone(&clock));
+            let service = service_fn(move |req| {
+                respond(req, project.as_ref(), service_clock.as_ref(), &state)
+            });
             let mut conn = pin!(builder.serve_connection(io, service));
-            let mut deadline = pin!(deadline);
             let mut told = false;
             let served = poll_fn(|cx| {
                 // At shutdown hyper finishes the request in flight, then closes (HTTP/1), or
@@ -113,16 +138,34 @@ where
                     told = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                if let Poll::Ready(served) = conn.as_mut().poll(cx) {
-                    return Poll::Ready(Some(served));
+                loop {
+                    if let Poll::Ready(served) = conn.as_mut().poll(cx) {
+                        return Poll::Ready(Some(served));
+                    }
+                    match deadline.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Expired::Head) => {
+                            clock.give_up();
+                            return Poll::Ready(None);
+                        }
+                        // Idle for the keep-alive timeout: closed the way shutdown closes it,
+                        // then polled again so that hyper acts on it.
+                        Poll::Ready(Expired::Idle) => {
+                            debug!(%peer, "idle for the keep-alive timeout, closing");
+                            if !told {
+                                told = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                            deadline.as_mut().closing();
+                        }
+                    }
                 }
-                deadline.as_mut().poll(cx).map(|()| None)
             })
             .await;
             match served {
                 Some(Ok(())) => {}
                 Some(Err(error)) => debug!(%peer, %error, "connection ended with an error"),
-                None => debug!(%peer, "no request head within the header timeout"),
+                None => debug!(%peer, "timed out waiting for a request head or a close"),
             }
         });
     }
@@ -181,12 +224,27 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32);
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        // hyper's defaults, set here because hyper may change them and because they bound
+        // what one connection holds. Streams: Cloud Run caps requests in flight per instance
+        // at its concurrency setting, 80 by default and at most 1 000
+        // (<https://cloud.google.com/run/docs/about-concurrency>); 200 lets one front-end
+        // connection carry the default with room, and a setting above it spreads over more
+        // connections. More streams would cost little in bodies (the budget bounds those,
+        // and a stream it refuses is answered at once) but up to a head of MAX_HEAD_BYTES each.
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        // Stream window: the largest `/echo` body, so one arrives without waiting for a
+        // WINDOW_UPDATE. Connection window the same: the request bytes h2 holds unread for a
+        // connection stay at 1 MiB however many streams are open (RFC 9113 §6.9.2; the
+        // spec's default is 64 KiB, which would stall a 1 MiB upload on round trips).
+        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_WINDOW);
     builder
 }
 
 /// Wraps the route table ([`routes::route`]): trace context into a span, the debug-level
-/// access line, and a panic turned into a 500 for this request alone.
+/// access line, `HEAD` answers without their body, and a panic turned into a 500 for this
+/// request alone.
 ///
 /// A route that answers at once ([`Handler::Now`]) gives hyper a ready response to poll, not a
 /// chain of nested `async` blocks each moving the request and the response along (memcpy was
@@ -196,6 +254,7 @@ fn respond(
     req: Request<Incoming>,
     project: Option<&Arc<str>>,
     clock: Option<&Arc<HeadClock>>,
+    state: &State,
 ) -> Respond {
     let span = project.and_then(|p| request_span(&req, p));
     // Cloud Run already logs every request; this line is for local debugging and costs one
@@ -207,12 +266,13 @@ fn respond(
             Instant::now(),
         )
     });
+    let head = req.method() == Method::HEAD;
     let handler = {
         let _entered = span.as_ref().map(tracing::Span::enter);
-        std::panic::catch_unwind(AssertUnwindSafe(|| routes::route(req)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| routes::route(req, state)))
             .unwrap_or_else(|_| Handler::Now(internal_error()))
     };
-    let res = match handler {
+    let mut res = match handler {
         Handler::Now(res) => res,
         Handler::Later(fut) => {
             let clock = clock.map(|c| {
@@ -220,7 +280,10 @@ fn respond(
                 Arc::clone(c)
             });
             let handled = async move {
-                let res = catch_panic(fut).await;
+                let mut res = catch_panic(fut).await;
+                if head {
+                    routes::headers_only(&mut res);
+                }
                 log_access(access, &res);
                 if let Some(clock) = clock {
                     clock.done();
@@ -233,6 +296,9 @@ fn respond(
             });
         }
     };
+    if head {
+        routes::headers_only(&mut res);
+    }
     if access.is_some() {
         let _entered = span.as_ref().map(tracing::Span::enter);
         log_access(access, &res);

@@ -75,25 +75,38 @@ async fn events_are_accepted_over_h2c_too() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
 
+/// A refused event's body is left unread, so over HTTP/1.1 the answer ends the connection
+/// (and the server lingers so that the sender reads it); each case gets a connection.
+async fn refused(addr: std::net::SocketAddr, req: Request<Body>) -> support::Reply {
+    let mut c = http1(addr).await;
+    let r = send1(&mut c, req).await;
+    assert_eq!(r.header("connection"), Some("close"));
+    r
+}
+
 #[tokio::test]
 async fn a_missing_or_empty_required_attribute_is_refused_with_400_naming_it() {
     let server = TestServer::start_default().await;
-    let mut c = http1(server.addr).await;
     for name in ["ce-specversion", "ce-id", "ce-source", "ce-type"] {
         for value in [None, Some("")] {
-            let r = send1(&mut c, without(name, value)).await;
+            let r = refused(server.addr, without(name, value)).await;
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}={value:?}");
             assert!(r.text().contains(name), "{name}={value:?}: {}", r.text());
         }
     }
+    // Over h2c only the stream ends.
+    let mut c = h2c(server.addr).await;
+    let r = send2(&mut c, without("ce-id", None)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = send2(&mut c, event(&[], "{}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
 async fn a_specversion_other_than_1_0_is_refused_with_400() {
     let server = TestServer::start_default().await;
-    let mut c = http1(server.addr).await;
     for v in ["0.3", "1", "1.00", "2.0"] {
-        let r = send1(&mut c, without("ce-specversion", Some(v))).await;
+        let r = refused(server.addr, without("ce-specversion", Some(v))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{v:?}");
         assert!(r.text().contains("ce-specversion"), "{}", r.text());
     }
@@ -102,7 +115,6 @@ async fn a_specversion_other_than_1_0_is_refused_with_400() {
 #[tokio::test]
 async fn a_structured_mode_event_is_refused_with_415_saying_eventarc_uses_binary_mode() {
     let server = TestServer::start_default().await;
-    let mut c = http1(server.addr).await;
     for ct in [
         "application/cloudevents+json",
         "application/cloudevents+json; charset=utf-8",
@@ -117,7 +129,7 @@ async fn a_structured_mode_event_is_refused_with_415_saying_eventarc_uses_binary
                 br#"{"specversion":"1.0","id":"1","source":"s","type":"t"}"#,
             )))
             .unwrap();
-        let r = send1(&mut c, req).await;
+        let r = refused(server.addr, req).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}");
         assert!(r.text().contains("binary"), "{}", r.text());
     }
@@ -223,7 +235,7 @@ async fn each_event_is_logged_once_at_info_with_its_attributes_and_trace() {
         .expect("a second event line");
     assert!(!second.contains("subject"), "{second}");
     // A refused event is not logged as an event.
-    let r = send1(&mut c, without("ce-id", None)).await;
+    let r = refused(p.addr(), without("ce-id", None)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     p.signal("TERM");
     p.wait_exit(Duration::from_secs(5));

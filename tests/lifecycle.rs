@@ -20,7 +20,7 @@ fn config(grace_ms: u64, header_timeout_ms: u64) -> ServerConfig {
     ServerConfig {
         shutdown_grace: Duration::from_millis(grace_ms),
         header_read_timeout: Duration::from_millis(header_timeout_ms),
-        project_id: None,
+        ..ServerConfig::default()
     }
 }
 

@@ -13,13 +13,16 @@
 //! `{"message":{"data":BASE64,"messageId",...},"subscription"}`; a Cloud Storage event as the
 //! object's metadata). Put it in [`receive`], where the comment says.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use hyper::body::Body;
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 use hyper::{Request, Response, StatusCode};
 use tracing::info;
 
-use super::{ResponseBody, read_body, text};
+use super::{ResponseBody, closing, read_body, text};
+use crate::budget::Budget;
 
 /// The attributes CloudEvents 1.0 requires (core spec, "Required Attributes"), as binary-mode
 /// headers, each with the answer when it is missing or empty.
@@ -37,16 +40,18 @@ const REQUIRED: [(&str, &str); 4] = [
 /// `application/cloudevents-batch+json`).
 const STRUCTURED: &str = "application/cloudevents";
 
-/// Receives one event: `204` once its attributes are valid and its data is read.
-pub async fn receive<B>(req: Request<B>) -> Response<ResponseBody>
+/// Receives one event: `204` once its attributes are valid and its data is read, under the same
+/// size limit and memory budget as `/echo` ([`read_body`]).
+pub async fn receive<B>(req: Request<B>, budget: Arc<Budget>) -> Response<ResponseBody>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     if let Err((status, why)) = check(req.headers()) {
-        return text(status, why);
+        // The body is left unread: the connection ends after this answer.
+        return closing(req.version(), text(status, why));
     }
-    let (parts, data) = match read_body(req).await {
+    let (parts, data) = match read_body(req, &budget).await {
         Ok(read) => read,
         Err(refused) => return refused,
     };
