@@ -246,3 +246,39 @@ async fn each_event_is_logged_once_at_info_with_its_attributes_and_trace() {
         .count();
     assert_eq!(events, 2);
 }
+
+/// Events read their data under the same memory budget as `/echo`: with the budget spent by an
+/// upload in progress, an event is answered `503` with `retry-after` (Eventarc retries it).
+#[tokio::test]
+async fn an_event_the_body_budget_cannot_take_gets_503_with_retry_after() {
+    let server = TestServer::start(ServerConfig {
+        body_budget: Some(MAX_ECHO_BODY),
+        ..ServerConfig::default()
+    })
+    .await;
+    // An upload that declares the whole budget and sends only its head.
+    let mut held = TcpStream::connect(server.addr).await.unwrap();
+    held.write_all(
+        format!("POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: {MAX_ECHO_BODY}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // The event may get there before the server has read the upload's head: then it is
+    // accepted, and sent again.
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut c = h2c(server.addr).await;
+            let r = send2(&mut c, event(&[], PUBSUB_BODY)).await;
+            if r.status != StatusCode::NO_CONTENT {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("no refusal while the budget was spent");
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    drop(held);
+}
