@@ -4,6 +4,7 @@
 //! - [`telemetry`]: one JSON object per line for Cloud Logging, or plain text.
 //! - [`trace`]: `traceparent` / `X-Cloud-Trace-Context` parsing for log correlation.
 //! - [`routes`]: the handlers, a `match` on method and path.
+//! - [`listener`]: the listening socket, with an accept queue fit for bursts.
 //! - [`server`]: accept loop, HTTP/1.1 + h2c, graceful drain under a deadline.
 //! - [`graceful`]: tells open connections the server is stopping and counts them out.
 //! - [`shutdown`]: SIGTERM / SIGINT, installed eagerly because the binary is PID 1.
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod graceful;
 pub mod header_timeout;
+pub mod listener;
 pub mod routes;
 pub mod runtime;
 pub mod server;

@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use hyper_cloudrun::config::{self, Config};
 use hyper_cloudrun::server::{self, Drain};
-use hyper_cloudrun::{runtime, shutdown, telemetry};
-use tokio::net::TcpListener;
+use hyper_cloudrun::{listener, runtime, shutdown, telemetry};
 use tracing::{error, info};
 
 /// Bad configuration (BSD sysexits `EX_USAGE`): Cloud Run shows it as a failed start, not a
@@ -47,7 +46,7 @@ fn main() -> ExitCode {
             }
         };
         let addr = config.listen_addr();
-        let listener = match TcpListener::bind(addr).await {
+        let listener = match listener::bind(addr) {
             Ok(l) => l,
             Err(e) => {
                 error!(%addr, error = %e, "cannot bind");
