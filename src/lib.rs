@@ -10,7 +10,9 @@
 //! - [`shutdown`]: SIGTERM / SIGINT, installed eagerly because the binary is PID 1.
 //! - [`runtime`]: a current-thread or multi-thread tokio runtime sized to the CPUs we get.
 //! - [`header_timeout`]: the HTTP/1 header read timeout, one timer per connection.
+//! - `allocator`: dlmalloc as the global allocator of musl builds (the image's).
 
+mod allocator;
 pub mod config;
 pub mod graceful;
 pub mod header_timeout;
