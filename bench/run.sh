@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Races hyper-cloudrun against the peers in ../shared/anchors (the article's actix-web server,
-# an axum one) on one CPU, side by side in one run, and prints one table.
+# Races hyper-cloudrun, as the image ships it (static musl, built by .ci/musl-build) and as a
+# static glibc build, against the peers in ../shared/anchors (the article's actix-web server, an
+# axum one) on one CPU and on two, side by side in one run, and prints one table.
 #
 #   bench/run.sh            full run (~5 min once built; building the peers the first time adds
 #                           several minutes)
@@ -10,8 +11,10 @@
 # on GET / (median and p90); idle and peak RSS; HTTP/1.1 throughput and p99 with wrk at 64 and
 # 256 connections (interleaved rounds, medians, and each round's ratio to each peer); h2c
 # throughput and p99 with h2load -c 64 -m 10; the server's CPU time per request (user + system,
-# steadier than req/s on a shared machine); user-space instructions per keep-alive GET /
-# under callgrind. The server runs on CPU 0, every client on CPU 1.
+# steadier than req/s on a shared machine); the same c=64 run with server and wrk both on two
+# CPUs (our multi-thread runtime); user-space instructions per keep-alive GET / under
+# callgrind; for our two builds, POST /echo with 1 MB bodies over h2c (MB/s and peak RSS).
+# The server runs on CPU 0, every client on CPU 1, except in the two-CPU runs.
 #
 # Environment (all optional):
 #   BENCH_PEERS_DIR   peers to race (default: ../shared/anchors from the repo root; skipped if
@@ -20,8 +23,10 @@
 #   BENCH_PORT        first of the loopback ports used (default 28080; 8 consecutive ports)
 #   BENCH_ROUNDS, BENCH_SECONDS, BENCH_STARTS   override the wrk rounds, seconds per wrk run,
 #                     and cold starts per server
+#   BENCH_ONLY        space-separated names to race (e.g. "hyper-cloudrun hyper-cloudrun-musl")
 #
-# Needs: cargo and rustc (rust-toolchain.toml), and the Debian packages wrk, nghttp2-client
+# Needs: cargo and rustc (rust-toolchain.toml), .ci/musl-build's toolchain (it installs it as
+# root), and the Debian packages wrk, nghttp2-client
 # (h2load), valgrind, util-linux (taskset), gzip, binutils (strip). Missing packages are
 # installed with apt-get when running as root, otherwise the script says what to install.
 # Talks only to 127.0.0.1 and kills every server it started, however it ends.
@@ -47,11 +52,11 @@ SERVER_CPU=0
 CLIENT_CPU=1
 if ((QUICK)); then
 	ROUNDS=${BENCH_ROUNDS:-2} SECONDS_PER_RUN=${BENCH_SECONDS:-2} STARTS=${BENCH_STARTS:-10}
-	H2_ROUNDS=1 CG_N1=100 CG_N2=600 CG_H2_N1=500 CG_H2_N2=2500
+	H2_ROUNDS=1 CG_N1=100 CG_N2=600 CG_H2_N1=500 CG_H2_N2=2500 ROUNDS2=1 ECHO_ROUNDS=1 ECHO_N=500
 else
 	# Short runs, many rounds: on a shared machine the pairs then see the same neighbours.
 	ROUNDS=${BENCH_ROUNDS:-9} SECONDS_PER_RUN=${BENCH_SECONDS:-3} STARTS=${BENCH_STARTS:-30}
-	H2_ROUNDS=3 CG_N1=200 CG_N2=2200 CG_H2_N1=1000 CG_H2_N2=6000
+	H2_ROUNDS=3 CG_N1=200 CG_N2=2200 CG_H2_N1=1000 CG_H2_N2=6000 ROUNDS2=5 ECHO_ROUNDS=3 ECHO_N=2000
 fi
 RESULTS=$ROOT/bench/results
 mkdir -p "$WORK/bin" "$WORK/logs" "$RESULTS"
@@ -92,6 +97,8 @@ if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
 	die "cargo and rustc are needed (see rust-toolchain.toml)"
 fi
 NCPU=$(nproc)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_START=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 5 {printf "%s%s %s%%", (n++ ? ", " : ""), $2, $1} END {if (!n) print "none above 5%"}')
 if ((NCPU < 2)); then
 	say "only $NCPU CPU: server and clients share CPU 0, figures are not comparable to a 2-CPU run"
 	CLIENT_CPU=0
@@ -124,9 +131,24 @@ for name in "${NAMES[@]}"; do
 	strip -s "$WORK/bin/$name"
 	BIN[$name]=$WORK/bin/$name
 done
+# The binary the image ships: static musl, built with the stand-in toolchain (Debian's Rust
+# 1.96, zig's musl 1.2.5) exactly as .ci/test builds it, `cargo auditable` included.
+say "building hyper-cloudrun-musl (.ci/musl-build)"
+musl_bin=$("$ROOT/.ci/musl-build" 2>"$WORK/logs/build-musl.log" | tail -n 1) ||
+	die "musl build failed, see $WORK/logs/build-musl.log"
+cp "$musl_bin" "$WORK/bin/hyper-cloudrun-musl"
+strip -s "$WORK/bin/hyper-cloudrun-musl"
+BIN[hyper-cloudrun-musl]=$WORK/bin/hyper-cloudrun-musl
+NAMES=(hyper-cloudrun hyper-cloudrun-musl "${NAMES[@]:1}")
+if [[ -n ${BENCH_ONLY:-} ]]; then
+	read -ra NAMES <<<"$BENCH_ONLY"
+	for name in "${NAMES[@]}"; do [[ -n ${BIN[$name]:-} ]] || die "BENCH_ONLY: no server $name"; done
+fi
+OURS=(hyper-cloudrun hyper-cloudrun-musl)
 HARNESS=$WORK/bin/harness
 rustc --edition 2024 -O "$ROOT/bench/harness.rs" -o "$HARNESS"
-PEERS=("${NAMES[@]:1}")
+PEERS=()
+for name in "${NAMES[@]}"; do [[ $name == hyper-cloudrun* ]] || PEERS+=("$name"); done
 
 # --- helpers ------------------------------------------------------------------------------------
 # Statistics over one number per line on stdin.
@@ -138,9 +160,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="nan" || b=="nan" || b==0) prin
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 declare -A PORT PID
-start_server() { # name port
+start_server() { # name port [cpus]
 	port_free "$2" || die "port $2 is in use (set BENCH_PORT)"
-	PORT=$2 taskset -c "$SERVER_CPU" "${BIN[$1]}" >"$WORK/logs/$1.log" 2>&1 &
+	PORT=$2 taskset -c "${3:-$SERVER_CPU}" "${BIN[$1]}" >"$WORK/logs/$1.log" 2>&1 &
 	PID[$1]=$!
 	LIVE[$!]=1
 	PORT[$1]=$2
@@ -155,16 +177,17 @@ stop() { # pid: SIGTERM, then SIGKILL after 30 s
 	unset 'LIVE[$1]'
 }
 rss_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+rss_last() { awk '{print $NF}' <<<"$1"; }
 
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process
 
 # wrk: "Requests/sec: N", the 99% latency line in ms, and the server's CPU time per request in
 # µs (user + system from /proc: unlike req/s, hardly moved by neighbours taking the CPU).
-wrk_run() { # pid port connections seconds -> "req/s p99_ms cpu_us_per_req"
+wrk_run() { # pid port connections seconds [client cpus] -> "req/s p99_ms cpu_us_per_req"
 	local before after
 	before=$(cpu_ticks "$1")
-	"${ON_CLIENT[@]}" wrk -t1 -c"$3" -d"$4"s --latency "http://127.0.0.1:$2/" >"$WORK/logs/wrk.txt" 2>&1 || true
+	taskset -c "${5:-$CLIENT_CPU}" wrk -t1 -c"$3" -d"$4"s --latency "http://127.0.0.1:$2/" >"$WORK/logs/wrk.txt" 2>&1 || true
 	after=$(cpu_ticks "$1")
 	awk -v t=$((after - before)) -v hz="$CLK_TCK" '
 		/Requests\/sec:/ {rps=$2}
@@ -197,11 +220,18 @@ for name in "${NAMES[@]}"; do
 done
 
 # --- 2. cold start ------------------------------------------------------------------------------
-declare -A COLD50 COLD90
+# Starts alternate between the servers, so that each pair saw the same moment of the machine.
+declare -A COLD50 COLD90 COLDS
+say "cold start: $STARTS starts of each server, alternating"
+for name in "${NAMES[@]}"; do : >"$WORK/logs/cold-$name.txt"; done
+for _ in $(seq "$STARTS"); do
+	for name in "${NAMES[@]}"; do
+		port_free "$PORT0" || die "port $PORT0 is in use (set BENCH_PORT)"
+		"${ON_CLIENT[@]}" "$HARNESS" coldstart 1 "$PORT0" "$SERVER_CPU" "${BIN[$name]}" >>"$WORK/logs/cold-$name.txt"
+	done
+done
 for name in "${NAMES[@]}"; do
-	say "cold start: $name, $STARTS starts"
-	port_free "$PORT0" || die "port $PORT0 is in use (set BENCH_PORT)"
-	"${ON_CLIENT[@]}" "$HARNESS" coldstart "$STARTS" "$PORT0" "$SERVER_CPU" "${BIN[$name]}" >"$WORK/logs/cold-$name.txt"
+	COLDS[$name]=$(awk '{printf "%s ", $1/1000}' "$WORK/logs/cold-$name.txt")
 	COLD50[$name]=$(awk '{print $1/1000}' "$WORK/logs/cold-$name.txt" | median)
 	COLD90[$name]=$(awk '{print $1/1000}' "$WORK/logs/cold-$name.txt" | pct 90)
 done
@@ -248,6 +278,48 @@ done
 for name in "${NAMES[@]}"; do
 	PEAK[$name]=$(rss_kb "${PID[$name]}" VmHWM)
 	stop "${PID[$name]}"
+done
+
+# --- 3b. two CPUs: server and wrk both on CPUs 0-1 (our runtime then runs multi-thread) ---------
+declare -A RPS2 CPU2
+if ((NCPU >= 2)); then
+	i=1
+	for name in "${NAMES[@]}"; do
+		start_server "$name" $((PORT0 + i)) 0,1
+		i=$((i + 1))
+	done
+	for name in "${NAMES[@]}"; do wrk_run "${PID[$name]}" "${PORT[$name]}" 64 1 0,1 >/dev/null; done
+	for round in $(seq "$ROUNDS2"); do
+		order=("${NAMES[@]:$(((round - 1) % ${#NAMES[@]}))}" "${NAMES[@]:0:$(((round - 1) % ${#NAMES[@]}))}")
+		for name in "${order[@]}"; do
+			read -r rps _ cpu < <(wrk_run "${PID[$name]}" "${PORT[$name]}" 64 "$SECONDS_PER_RUN" 0,1)
+			RPS2[$name]+="$rps "
+			CPU2[$name]+="$cpu "
+			say "two CPUs round $round/$ROUNDS2 c=64 $name: $rps req/s, $cpu µs CPU/req"
+		done
+	done
+	for name in "${NAMES[@]}"; do stop "${PID[$name]}"; done
+fi
+
+# --- 3c. POST /echo with 1 MB bodies over h2c: our two builds, a fresh server per round ---------
+# h2load -c 10 -m 20: 200 bodies in flight. MB/s counts the 2xx answers' bodies (each one
+# uploaded and sent back); peak RSS is the server's VmHWM after the round.
+declare -A ECHO_MBS ECHO_PEAK
+BODY=$WORK/body-1MB
+head -c 1000000 /dev/zero | tr '\0' 'x' >"$BODY"
+for round in $(seq "$ECHO_ROUNDS"); do
+	for name in "${NAMES[@]}"; do
+		[[ $name == hyper-cloudrun* ]] || continue
+		start_server "$name" $((PORT0 + 6))
+		out=$("${ON_CLIENT[@]}" h2load -n "$ECHO_N" -c 10 -m 20 -t 1 -d "$BODY" \
+			-H 'content-type: application/octet-stream' "http://127.0.0.1:$((PORT0 + 6))/echo" 2>&1 || true)
+		ECHO_PEAK[$name]+="$(rss_kb "${PID[$name]}" VmHWM) "
+		stop "${PID[$name]}"
+		mbs=$(awk '/^finished in/ {t=$3; sub(/s,$/, "", t)} /^status codes:/ {ok=$3}
+			END {if (t > 0 && ok > 0) printf "%.0f", ok / t; else print "nan"}' <<<"$out")
+		ECHO_MBS[$name]+="$mbs "
+		say "echo 1 MB round $round/$ECHO_ROUNDS $name: $mbs MB/s, peak RSS $(rss_last "${ECHO_PEAK[$name]}") kB"
+	done
 done
 
 med_of() { tr ' ' '\n' <<<"$1" | finite | median; }
@@ -321,16 +393,17 @@ done
 # --- report -------------------------------------------------------------------------------------
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 {
-	echo "## Benchmark: hyper-cloudrun vs peers, one CPU"
+	echo "## Benchmark: hyper-cloudrun (musl as shipped, and glibc) vs peers"
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+changes'); \`nproc\` = $NCPU, $CPU_MODEL; kernel $(uname -r); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
-	echo "Server pinned to CPU $SERVER_CPU, wrk/h2load/clients to CPU $CLIENT_CPU; static glibc builds, stripped."
-	echo "$([[ $QUICK == 1 ]] && echo 'Quick run: ')wrk -t1, ${SECONDS_PER_RUN} s per run, $ROUNDS interleaved rounds (medians); h2load -c 64 -m 10 -t 1, $H2_ROUNDS × ${H2_SECONDS} s; $STARTS cold starts; callgrind over $CG_N1 and $CG_N2 keep-alive GET /, and $CG_H2_N1 and $CG_H2_N2 h2c GET /."
+	echo "Server pinned to CPU $SERVER_CPU, wrk/h2load/clients to CPU $CLIENT_CPU (the 2-CPU columns: both on CPUs 0-1); stripped static builds: glibc with the pinned toolchain for all, and hyper-cloudrun-musl as the image ships it (.ci/musl-build: Debian's Rust $(/usr/bin/rustc --version 2>/dev/null | cut -d' ' -f2), zig's musl)."
+	echo "Load average at the start $LOAD_START; processes using CPU then: $BUSY_START"
+	echo "$([[ $QUICK == 1 ]] && echo 'Quick run: ')wrk -t1, ${SECONDS_PER_RUN} s per run, $ROUNDS interleaved rounds (medians); h2load -c 64 -m 10 -t 1, $H2_ROUNDS × ${H2_SECONDS} s; $STARTS cold starts; callgrind over $CG_N1 and $CG_N2 keep-alive GET /, and $CG_H2_N1 and $CG_H2_N2 h2c GET /; 2 CPUs: $ROUNDS2 rounds of wrk -t1 -c64; echo: $ECHO_ROUNDS × h2load -n $ECHO_N -c 10 -m 20 with 1 MB bodies (medians)."
 	echo
-	echo "| server | binary | gzip -9 | cold start p50 / p90 | idle RSS | peak RSS | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | h2c req/s | h2c p99 | instr/req | h2c instr/req |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| server | binary | gzip -9 | cold start p50 / p90 | idle RSS | peak RSS | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | 2 CPUs: c=64 req/s | 2 CPUs: CPU/req | h2c req/s | h2c p99 | instr/req | h2c instr/req | echo 1 MB | echo peak RSS |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for name in "${NAMES[@]}"; do
-		printf '| %s | %s MB | %s MB | %s / %s ms | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s | %s | %s |\n' \
+		printf '| %s | %s MB | %s MB | %s / %s ms | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s µs | %s | %s | %s | %s | %s | %s |\n' \
 			"$name" "$(awk -v x="${SIZE[$name]}" 'BEGIN {printf "%.2f", x/1e6}')" \
 			"$(awk -v x="${GZ[$name]}" 'BEGIN {printf "%.3f", x/1e6}')" \
 			"$(fmt "${COLD50[$name]}" '%.2f')" "$(fmt "${COLD90[$name]}" '%.2f')" \
@@ -339,33 +412,50 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 			"$(fmt "$(med_of "${RPS[$name,64]}")" '%.0f')" "$(fmt "$(med_of "${P99[$name,64]}")" '%.2f')" \
 			"$(fmt "$(med_of "${RPS[$name,256]}")" '%.0f')" "$(fmt "$(med_of "${P99[$name,256]}")" '%.2f')" \
 			"$(fmt "$(med_of "${CPU[$name,64]}")" '%.1f')" \
+			"$(fmt "$(med_of "${RPS2[$name]:-}")" '%.0f')" "$(fmt "$(med_of "${CPU2[$name]:-}")" '%.1f')" \
 			"$(fmt "$(med_of "${H2RPS[$name]}")" '%.0f')" \
 			"$(h2_p99_cell "$name")" \
-			"$(fmt "${IR[$name]}" '%.0f')" "$(fmt "${IR2[$name]}" '%.0f')"
+			"$(fmt "${IR[$name]}" '%.0f')" "$(fmt "${IR2[$name]}" '%.0f')" \
+			"$(fmt "$(med_of "${ECHO_MBS[$name]:-}")" '%.0f MB/s')" \
+			"$(fmt "$(med_of "${ECHO_PEAK[$name]:-}" | awk '$1 != "nan" {print $1/1024; next} {print}')" '%.0f MB')"
 	done
-	if ((${#PEERS[@]})); then
+	PAIRS=()
+	[[ -n ${SIZE[hyper-cloudrun-musl]:-} && -n ${SIZE[hyper-cloudrun]:-} ]] && PAIRS+=("hyper-cloudrun-musl hyper-cloudrun")
+	for ours in "${OURS[@]}"; do
+		[[ -n ${SIZE[$ours]:-} ]] || continue
+		for peer in "${PEERS[@]}"; do PAIRS+=("$ours $peer"); done
+	done
+	if ((${#PAIRS[@]})); then
 		echo
-		echo "hyper-cloudrun ÷ peer (req/s, p99 and CPU/req: median of the per-round ratios; the rest: ratio of the figures above):"
+		echo "Ratios (req/s, p99, CPU/req and cold start: median of the per-round ratios; the rest: ratio of the figures above):"
 		echo
-		echo "| peer | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | instr/req | gzip -9 | cold start p50 | idle RSS |"
-		echo "|---|---|---|---|---|---|---|---|---|---|"
-		for peer in "${PEERS[@]}"; do
-			row="| $peer"
+		echo "| ours ÷ other | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | 2 CPUs: req/s | 2 CPUs: CPU/req | h2c req/s | instr/req | h2c instr/req | gzip -9 | cold start p50 | idle RSS | peak RSS | echo MB/s | echo peak RSS |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		for pair in "${PAIRS[@]}"; do
+			read -r a b <<<"$pair"
+			row="| $a ÷ $b"
 			for conc in 64 256; do
-				row+=" | $(fmt "$(paired "${RPS[hyper-cloudrun,$conc]}" "${RPS[$peer,$conc]}")" '%.2f×')"
-				row+=" | $(fmt "$(paired "${P99[hyper-cloudrun,$conc]}" "${P99[$peer,$conc]}")" '%.2f×')"
+				row+=" | $(fmt "$(paired "${RPS[$a,$conc]}" "${RPS[$b,$conc]}")" '%.2f×')"
+				row+=" | $(fmt "$(paired "${P99[$a,$conc]}" "${P99[$b,$conc]}")" '%.2f×')"
 			done
-			row+=" | $(fmt "$(paired "${CPU[hyper-cloudrun,64]}" "${CPU[$peer,64]}")" '%.2f×')"
-			row+=" | $(fmt "$(ratio "${IR[hyper-cloudrun]}" "${IR[$peer]}")" '%.2f×')"
-			row+=" | $(fmt "$(ratio "${GZ[hyper-cloudrun]}" "${GZ[$peer]}")" '%.2f×')"
-			row+=" | $(fmt "$(ratio "${COLD50[hyper-cloudrun]}" "${COLD50[$peer]}")" '%.2f×')"
-			row+=" | $(fmt "$(ratio "${IDLE[hyper-cloudrun]}" "${IDLE[$peer]}")" '%.2f×') |"
+			row+=" | $(fmt "$(paired "${CPU[$a,64]}" "${CPU[$b,64]}")" '%.2f×')"
+			row+=" | $(fmt "$(paired "${RPS2[$a]:-}" "${RPS2[$b]:-}")" '%.2f×')"
+			row+=" | $(fmt "$(paired "${CPU2[$a]:-}" "${CPU2[$b]:-}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "$(med_of "${H2RPS[$a]}")" "$(med_of "${H2RPS[$b]}")")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${IR[$a]}" "${IR[$b]}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${IR2[$a]}" "${IR2[$b]}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${GZ[$a]}" "${GZ[$b]}")" '%.2f×')"
+			row+=" | $(fmt "$(paired "${COLDS[$a]}" "${COLDS[$b]}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${IDLE[$a]}" "${IDLE[$b]}")" '%.2f×')"
+			row+=" | $(fmt "$(ratio "${PEAK[$a]}" "${PEAK[$b]}")" '%.2f×')"
+			row+=" | $(fmt "$(paired "${ECHO_MBS[$a]:-}" "${ECHO_MBS[$b]:-}")" '%.2f×')"
+			row+=" | $(fmt "$(paired "${ECHO_PEAK[$a]:-}" "${ECHO_PEAK[$b]:-}")" '%.2f×') |"
 			echo "$row"
 		done
 	fi
 	ACTIX=seed-actix
-	if [[ -n ${SIZE[$ACTIX]:-} ]]; then
-		ours=hyper-cloudrun
+	if [[ -n ${SIZE[$ACTIX]:-} && -n ${SIZE[hyper-cloudrun-musl]:-} ]]; then
+		ours=hyper-cloudrun-musl
 		check() { # description ok(1/0) figures
 			printf -- '- %s %s: %s\n' "$([[ $2 == 1 ]] && echo '✅' || echo '❌')" "$1" "$3"
 		}
@@ -375,15 +465,17 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 		ir=$(ratio "${IR[$ours]}" "${IR[$ACTIX]}")
 		h2=$(med_of "${H2P99[$ours]}")
 		echo
-		echo "Targets against $ACTIX (issue: performance race on one vCPU):"
+		echo "Targets for the shipped build ($ours) against $ACTIX (issue: performance race on one vCPU):"
 		echo
 		check "c=64 throughput ≥ 1.0×, median of $ROUNDS paired rounds" "$(awk -v r="$r64" 'BEGIN {print (r != "nan" && r >= 1.0)}')" "$(fmt "$r64" '%.2f×') (rounds $(paired_range "${RPS[$ours,64]}" "${RPS[$ACTIX,64]}"))"
 		check "c=64 p99 no worse, median of the paired rounds' ratios ≤ 1.0" "$(awk -v r="$p64" 'BEGIN {print (r != "nan" && r <= 1.0)}')" "$(fmt "$p64" '%.2f×') (rounds $(paired_range "${P99[$ours,64]}" "${P99[$ACTIX,64]}"); medians $(fmt "$p_o" '%.2f') vs $(fmt "$p_a" '%.2f') ms)"
 		check "instructions per request ≤ 0.6×" "$(awk -v r="$ir" 'BEGIN {print (r != "nan" && r <= 0.6)}')" "${IR[$ours]} vs ${IR[$ACTIX]} = $(fmt "$ir" '%.2f×')"
 		check "h2c p99 ≤ 10 ms (h2load -c 64 -m 10)" "$(awk -v x="$h2" 'BEGIN {print (x != "nan" && x <= 10)}')" "$(fmt "$h2" '%.2f ms') (rounds: $(tr ' ' '\n' <<<"${H2P99[$ours]}" | finite | awk '{printf "%s%.2f", (NR>1 ? ", " : ""), $1}') ms)"
-		check "cold start p50 no worse" "$(awk -v a="${COLD50[$ours]}" -v b="${COLD50[$ACTIX]}" 'BEGIN {print (a <= b)}')" "$(fmt "${COLD50[$ours]}" '%.2f') vs $(fmt "${COLD50[$ACTIX]}" '%.2f') ms"
+		cr=$(paired "${COLDS[$ours]}" "${COLDS[$ACTIX]}")
+		check "cold start no worse, median of the paired starts' ratios ≤ 1.0" "$(awk -v r="$cr" 'BEGIN {print (r != "nan" && r <= 1.0)}')" "$(fmt "$cr" '%.2f×'); medians $(fmt "${COLD50[$ours]}" '%.2f') vs $(fmt "${COLD50[$ACTIX]}" '%.2f') ms"
 		check "idle RSS no worse" "$(awk -v a="${IDLE[$ours]}" -v b="${IDLE[$ACTIX]}" 'BEGIN {print (a <= b)}')" "$(awk -v a="${IDLE[$ours]}" -v b="${IDLE[$ACTIX]}" 'BEGIN {printf "%.1f vs %.1f MB", a/1024, b/1024}')"
-		check "static glibc binary gzip -9 ≤ 1.0 MB" "$(awk -v x="${GZ[$ours]}" 'BEGIN {print (x <= 1000000)}')" "${GZ[$ours]} bytes"
+		check "static musl binary gzip -9 ≤ 0.75 MB" "$(awk -v x="${GZ[$ours]}" 'BEGIN {print (x <= 750000)}')" "${GZ[$ours]} bytes"
+		[[ -n ${GZ[hyper-cloudrun]:-} ]] && check "static glibc binary gzip -9 ≤ 1.0 MB" "$(awk -v x="${GZ[hyper-cloudrun]}" 'BEGIN {print (x <= 1000000)}')" "${GZ[hyper-cloudrun]} bytes"
 	fi
 	echo
 	echo "Reproduce: \`bench/run.sh$([[ $QUICK == 1 ]] && echo ' --quick')\` (peers from \`${PEERS_DIR}\`)."

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use hyper_cloudrun::config::{self, Config};
 use hyper_cloudrun::server::{self, Drain};
-use hyper_cloudrun::{runtime, shutdown, telemetry};
-use tokio::net::TcpListener;
+use hyper_cloudrun::{listener, runtime, shutdown, telemetry};
 use tracing::{Level, error, info, warn};
 
 /// Bad configuration (BSD sysexits `EX_USAGE`): Cloud Run shows it as a failed start, not a
@@ -43,7 +42,7 @@ fn main() -> ExitCode {
             Err(e) => return startup_failed("cannot install signal handlers", None, &e),
         };
         let addr = config.listen_addr();
-        let listener = match TcpListener::bind(addr).await {
+        let listener = match listener::bind(addr) {
             Ok(l) => l,
             Err(e) => return startup_failed("cannot bind", Some(addr), &e),
         };

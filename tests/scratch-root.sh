@@ -8,9 +8,9 @@
 # in the image under `docker stop` or Cloud Run.
 #
 # Usage: tests/scratch-root.sh [BINARY]
-#   Without BINARY, builds the release binary statically. Here that is the gnu target with
-#   `+crt-static`, since the musl Rust target cannot be installed on our machines; the flake
-#   builds x86_64-unknown-linux-musl. Needs root (unshare, chroot); without it, it fails.
+#   .ci/test passes the musl release binary from .ci/musl-build (what the image ships), then
+#   the glibc static one. Without BINARY, builds the glibc static binary itself (gnu target with
+#   `+crt-static`, the pinned toolchain). Needs root (unshare, chroot); without it, it fails.
 set -euo pipefail
 
 fail() {

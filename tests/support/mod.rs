@@ -17,7 +17,7 @@ use hyper::{HeaderMap, Request, StatusCode};
 use hyper_cloudrun::config::ServerConfig;
 use hyper_cloudrun::server::{self, Drain};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -30,8 +30,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: ServerConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
+        let listener = hyper_cloudrun::listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
