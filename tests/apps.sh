@@ -3,9 +3,9 @@
 # each nix/*.sh is assembled the way nix/apps.nix does it (the variables apps.nix sets, then
 # the script) and run as writeShellApplication runs it (errexit, nounset, pipefail), with
 # stand-ins for gcloud and skopeo on PATH that record their arguments. Asserts the exact
-# commands each app runs, and that bad arguments exit 64 without calling anything. If
-# shellcheck is installed, the assembled scripts must also pass it, as writeShellApplication
-# requires at build time.
+# commands each app runs, and that bad arguments exit 64 without calling anything. The
+# assembled scripts must also pass ShellCheck, as writeShellApplication requires at build time
+# (so it must be installed: apt-get install shellcheck).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -52,17 +52,20 @@ assemble() {
       push) printf "image=%q\ntag=0.1.0\ndefault_policy=/dev/null\n" "$work/image.tar.gz" ;;
     esac
     case $1 in
-      push | deploy) echo 'state_file="${XDG_STATE_HOME:-$HOME/.local/state}/my-service/last-push"' ;;
+      # Expanded when the app runs, as in apps.nix.
+      push | deploy) printf '%s\n' "state_file=\"\${XDG_STATE_HOME:-\$HOME/.local/state}/my-service/last-push\"" ;;
     esac
     cat "$repo/nix/$1.sh"
   } >"$work/$1"
   chmod +x "$work/$1"
 }
+command -v shellcheck >/dev/null || {
+  echo "apps: shellcheck is missing: apt-get install shellcheck" >&2
+  exit 1
+}
 for app in push deploy trigger; do
   assemble "$app"
-  if command -v shellcheck >/dev/null; then
-    if out=$(shellcheck "$work/$app" 2>&1); then ok "shellcheck $app"; else bad "shellcheck $app: $out"; fi
-  fi
+  if out=$(shellcheck "$work/$app" 2>&1); then ok "shellcheck $app"; else bad "shellcheck $app: $out"; fi
 done
 
 # expect NAME STATUS CALLS -- ARGS: runs app NAME with ARGS; its exit status and the recorded
@@ -84,8 +87,11 @@ expect() {
 # --- trigger --------------------------------------------------------------------------------
 expect trigger 0 "gcloud|eventarc|triggers|create|svc-pubsub-my-topic|--location=europe-west1|--destination-run-service=svc|--destination-run-region=europe-west1|--destination-run-path=/events|--event-filters=type=google.cloud.pubsub.topic.v1.messagePublished|--transport-topic=my-topic|--service-account=sa@p.iam.gserviceaccount.com" \
   -- svc --region europe-west1 --topic my-topic --service-account=sa@p.iam.gserviceaccount.com
-grep -q "messages published to Pub/Sub topic my-topic -> Cloud Run service svc (europe-west1) POST /events" "$work/err" &&
-  ok "trigger says what it creates" || bad "trigger did not say what it creates: $(cat "$work/err")"
+if grep -q "messages published to Pub/Sub topic my-topic -> Cloud Run service svc (europe-west1) POST /events" "$work/err"; then
+  ok "trigger says what it creates"
+else
+  bad "trigger did not say what it creates: $(cat "$work/err")"
+fi
 expect trigger 0 "gcloud|eventarc|triggers|create|svc-storage-my-bucket-data|--location=us|--destination-run-service=svc|--destination-run-region=us-central1|--destination-run-path=/events|--event-filters=type=google.cloud.storage.object.v1.finalized|--event-filters=bucket=My_Bucket.data" \
   -- svc --region=us-central1 --bucket=My_Bucket.data --location us
 expect trigger 0 "gcloud|eventarc|triggers|create|mine|--location=r|--destination-run-service=svc|--destination-run-region=r|--destination-run-path=/events|--event-filters=type=google.cloud.pubsub.topic.v1.messagePublished|--transport-topic=projects/p/topics/t|--project|p" \
@@ -110,10 +116,16 @@ case "$status|$skopeo_call" in
     ;;
   *) bad "push: exit $status, calls: $(cat "$CALLS") stderr: $(cat "$work/err")" ;;
 esac
-[ "$(cat "$work/out")" = "$registry@$digest" ] && ok "push prints IMAGE@DIGEST" ||
+if [ "$(cat "$work/out")" = "$registry@$digest" ]; then
+  ok "push prints IMAGE@DIGEST"
+else
   bad "push printed '$(cat "$work/out")'"
-[ "$(cat "$XDG_STATE_HOME/my-service/last-push")" = "$registry@$digest" ] &&
-  ok "push records IMAGE@DIGEST for deploy" || bad "push recorded nothing"
+fi
+if [ "$(cat "$XDG_STATE_HOME/my-service/last-push")" = "$registry@$digest" ]; then
+  ok "push records IMAGE@DIGEST for deploy"
+else
+  bad "push recorded nothing"
+fi
 expect push 64 "" -- "$registry:latest"
 expect push 64 "" -- "$registry" extra
 
