@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use hyper_cloudrun::routes::MAX_ECHO_BODY;
 use hyper_cloudrun::server::MAX_HEAD_BYTES;
-use support::{Process, TestServer};
+#[cfg(target_os = "linux")]
+use support::Process;
+use support::TestServer;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use wire::{Conn, RawResponse, Read, get_root};
@@ -238,6 +240,7 @@ async fn h2_garbage_after_the_preface_gets_goaway(addr: SocketAddr) {
 }
 
 /// Every case once, in order.
+#[cfg(target_os = "linux")]
 async fn every_abuse(addr: SocketAddr) {
     head_of_60_kib_is_answered(addr).await;
     head_of_70_kib_is_refused(addr).await;
@@ -305,6 +308,7 @@ async fn http2_garbage_after_the_preface_gets_goaway_and_a_close() {
     get_root(s.addr).await;
 }
 
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[test]
 fn repeated_abuse_grows_neither_memory_nor_open_descriptors() {
     const WARM_UP: usize = 5;

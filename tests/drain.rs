@@ -1,6 +1,8 @@
 //! SIGTERM under live traffic, against the real binary: Cloud Run sends it at every scale-down
 //! and deploy, then SIGKILL 10 s later. No response may be truncated, nobody may be let in after
 //! the listener closes, and the drain ends inside the grace, or cuts and says so.
+// Linux only: this file sends signals with kill(1); a Darwin `nix build` runs the other test files.
+#![cfg(target_os = "linux")]
 
 mod support;
 mod wire;

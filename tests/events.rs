@@ -10,10 +10,13 @@ use hyper::{Request, StatusCode};
 use hyper_cloudrun::config::ServerConfig;
 use hyper_cloudrun::routes::MAX_ECHO_BODY;
 use hyper_cloudrun::server::Drain;
-use support::{Body, Process, TestServer, h2c, http1, send1, send2};
+#[cfg(target_os = "linux")]
+use support::Process;
+use support::{Body, TestServer, h2c, http1, send1, send2};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+#[cfg(target_os = "linux")]
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 /// A Pub/Sub message as Eventarc delivers it: the push envelope as the event data
@@ -190,6 +193,7 @@ async fn shutdown_mid_event_lets_the_delivery_finish_with_204() {
 
 /// The binary's own log line for an event: one INFO object with the event's attributes, in
 /// the request's trace.
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[tokio::test]
 async fn each_event_is_logged_once_at_info_with_its_attributes_and_trace() {
     let mut p = Process::start(&[("GOOGLE_CLOUD_PROJECT", "my-proj")]);

@@ -2,6 +2,8 @@
 //! `BODY_BUDGET`; a request past it is answered `503` with `retry-after` at once, and a burst
 //! of concurrent h2c uploads leaves the process small, every request answered `200` or `503`,
 //! and the server serving.
+// Linux only: this file reads the process's peak RSS from /proc; a Darwin `nix build` runs the other test files.
+#![cfg(target_os = "linux")]
 
 mod support;
 mod wire;

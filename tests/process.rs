@@ -85,6 +85,7 @@ fn every_bad_setting_is_refused_before_the_port_opens() {
     }
 }
 
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[test]
 fn log_levels_are_taken_in_any_case_and_as_cloud_loggings_warning() {
     for level in ["INFO", "Info", "info ", " info,h2=WARNING"] {
@@ -156,6 +157,7 @@ fn text_format_is_for_people() {
     assert!(line.contains(" INFO listening addr=0.0.0.0:"), "{line}");
 }
 
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[tokio::test]
 async fn sigterm_mid_request_completes_the_response_and_exits_0() {
     let mut p = Process::start(&[]);
@@ -186,6 +188,7 @@ async fn sigterm_mid_request_completes_the_response_and_exits_0() {
     );
 }
 
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[tokio::test]
 async fn a_second_signal_during_the_drain_ends_it_at_once_with_75() {
     for (first, second) in [("TERM", "TERM"), ("INT", "INT"), ("TERM", "INT")] {
@@ -235,6 +238,7 @@ async fn a_second_signal_during_the_drain_ends_it_at_once_with_75() {
     }
 }
 
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[test]
 fn sigint_stops_an_idle_server_with_exit_0() {
     let mut p = Process::start(&[]);
@@ -305,6 +309,7 @@ async fn request_lines_carry_the_cloud_trace_when_a_project_is_set() {
 /// `debug` also turns on h2's frame logs.
 // Multi-thread: the client connection must answer the server's GOAWAY while this thread blocks
 // waiting for the exit.
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn the_documented_access_log_filter_adds_the_access_line_and_no_h2_frames() {
     for (filter, h2_frames) in [("info,hyper_cloudrun=debug", false), ("debug", true)] {
@@ -329,6 +334,7 @@ async fn the_documented_access_log_filter_adds_the_access_line_and_no_h2_frames(
     }
 }
 
+#[cfg(target_os = "linux")] // sends signals with kill(1), or reads /proc
 #[tokio::test]
 async fn requests_are_not_logged_at_the_default_level() {
     let mut p = Process::start(&[("GOOGLE_CLOUD_PROJECT", "my-proj")]);

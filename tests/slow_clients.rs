@@ -1,6 +1,8 @@
 //! Slow and idle clients, against the real binary: behind a plain proxy, or none, anyone can open
 //! sockets and dribble bytes. They must cost their owner and not the other clients, and be cut
 //! at `HEADER_READ_TIMEOUT`.
+// Linux only: this file raises RLIMIT_NOFILE and counts descriptors in /proc; a Darwin `nix build` runs the other test files.
+#![cfg(target_os = "linux")]
 
 mod support;
 mod wire;

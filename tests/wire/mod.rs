@@ -231,6 +231,7 @@ pub async fn get_root(addr: SocketAddr) -> RawResponse {
 
 /// Raises this process's soft `RLIMIT_NOFILE` towards `want` (children inherit it) and returns
 /// the limit now in force, which is below `want` only if the hard limit is.
+#[cfg(target_os = "linux")]
 pub fn raise_fd_limit(want: u64) -> u64 {
     rlimit::increase_nofile_limit(want).unwrap_or_else(|e| {
         eprintln!("cannot raise RLIMIT_NOFILE: {e}");
@@ -239,6 +240,7 @@ pub fn raise_fd_limit(want: u64) -> u64 {
 }
 
 /// `VmRSS` of process `pid`, in KiB, from `/proc/<pid>/status`.
+#[cfg(target_os = "linux")]
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     status
@@ -249,6 +251,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// How many descriptors process `pid` has open.
+#[cfg(target_os = "linux")]
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("/proc fd")
