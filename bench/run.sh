@@ -126,8 +126,13 @@ else
 fi
 for name in "${NAMES[@]}"; do
 	say "building $name"
-	build "${SRC[$name]}" "$WORK/target-$name"
-	cp "$WORK/target-$name/$TARGET/release/$(bin_name "${SRC[$name]}")" "$WORK/bin/$name"
+	# Our own build goes to this checkout's target/: cargo keys a path package's artifacts by
+	# name and version, not by directory, so a target dir shared with another checkout of this
+	# repository can hand back that checkout's binary as fresh.
+	tdir=$WORK/target-$name
+	[[ $name == hyper-cloudrun ]] && tdir=$ROOT/target/bench
+	build "${SRC[$name]}" "$tdir"
+	cp "$tdir/$TARGET/release/$(bin_name "${SRC[$name]}")" "$WORK/bin/$name"
 	strip -s "$WORK/bin/$name"
 	BIN[$name]=$WORK/bin/$name
 done
@@ -315,8 +320,12 @@ for round in $(seq "$ECHO_ROUNDS"); do
 			-H 'content-type: application/octet-stream' "http://127.0.0.1:$((PORT0 + 6))/echo" 2>&1 || true)
 		ECHO_PEAK[$name]+="$(rss_kb "${PID[$name]}" VmHWM) "
 		stop "${PID[$name]}"
-		mbs=$(awk '/^finished in/ {t=$3; sub(/s,$/, "", t)} /^status codes:/ {ok=$3}
+		# "finished in 3.04s," or "finished in 708.84ms,"; 2xx answers carry 1 MB each, the
+		# rest are 503s from the body budget (BODY_BUDGET).
+		mbs=$(awk '/^finished in/ {t=$3; sub(/,$/, "", t); if (t ~ /ms$/) {sub(/ms$/, "", t); t /= 1000} else sub(/s$/, "", t)}
+			/^status codes:/ {ok=$3}
 			END {if (t > 0 && ok > 0) printf "%.0f", ok / t; else print "nan"}' <<<"$out")
+		say "echo 1 MB round $round/$ECHO_ROUNDS $name: $(grep '^status codes:' <<<"$out")"
 		ECHO_MBS[$name]+="$mbs "
 		say "echo 1 MB round $round/$ECHO_ROUNDS $name: $mbs MB/s, peak RSS $(rss_last "${ECHO_PEAK[$name]}") kB"
 	done
