@@ -129,21 +129,11 @@ fn a_burst_of_h2c_uploads_stays_within_the_budget_and_every_request_is_answered(
         get_root(addr).await;
         (ok, busy)
     });
-    let peak = peak_rss_kib(pid);
+    let peak = wire::peak_rss_kib(pid);
     eprintln!("{ok} answered 200, {busy} 503; peak RSS {peak} KiB");
     assert_eq!(ok + busy, CONNECTIONS * STREAMS);
     assert!(ok > 0 && busy > 0, "{ok} answered 200, {busy} 503");
     // 200 bodies of 1 MiB at once would be 200 MiB; the budget holds 8 MiB of them, and the
     // rest is the binary, per-connection buffers and the allocator's slack.
     assert!(peak < 80 * 1024, "peak RSS {peak} KiB");
-}
-
-/// `VmHWM` (the most resident memory so far) of process `pid`, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM line")
 }

@@ -242,12 +242,23 @@ pub fn raise_fd_limit(want: u64) -> u64 {
 /// `VmRSS` of process `pid`, in KiB, from `/proc/<pid>/status`.
 #[cfg(target_os = "linux")]
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// `VmHWM` (the most resident memory so far) of process `pid`, in KiB.
+#[cfg(target_os = "linux")]
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
+}
+
+#[cfg(target_os = "linux")]
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS line")
+        .unwrap_or_else(|| panic!("{field} line"))
 }
 
 /// How many descriptors process `pid` has open.
