@@ -130,8 +130,10 @@ runCommand "${package.pname}-image${lib.optionalString withCaCertificates "-tls"
       $out/audit-data.json
     ok "audit data lists $(jq '.packages | length' $out/audit-data.json) packages"
     ${lib.optionalString withCaCertificates ''
-      cmp "$root/${caBundle}" ${cacert}/etc/ssl/certs/ca-bundle.crt || fail "${caBundle} is not cacert's"
-      ok "${caBundle} is cacert's bundle ($(wc -c < "$root/${caBundle}") bytes)"
+      cmp "$root/${caBundle}" ${cacert}/etc/ssl/certs/ca-no-trust-rules-bundle.crt \
+        || fail "${caBundle} is not cacert's ca-no-trust-rules-bundle.crt"
+      ! grep -q 'BEGIN TRUSTED CERTIFICATE' "$root/${caBundle}" || fail "${caBundle} has trust-rule blocks"
+      ok "${caBundle} is cacert's plain PEM bundle ($(wc -c < "$root/${caBundle}") bytes)"
     ''}
 
     entry=$root$(jq -r '.config.Entrypoint[0]' "unpacked/$config")

@@ -13,7 +13,8 @@
 # layer exists at all. checks.image proves the exact file list and config.
 #
 # withCaCertificates = true (flake output `image-tls`): the same image plus one file, nixpkgs'
-# cacert bundle at /etc/ssl/certs/ca-bundle.crt (copied, so still no /nix), and SSL_CERT_FILE
+# cacert bundle of plain PEM certificates at /etc/ssl/certs/ca-bundle.crt (copied, so still no
+# /nix), and SSL_CERT_FILE
 # naming it; tagged <version>-tls. Only for services that call out over TLS with the system's
 # roots: this service itself makes no outbound connection, so `image` stays binary-only.
 {
@@ -27,14 +28,16 @@
 }:
 let
   exe = package.meta.mainProgram;
-  # The NixOS path (dockerTools.caCertificates links the same file there). cacert writes it
-  # with buildcatrust's OpenSSL output: every CA trusted for servers as a plain CERTIFICATE
-  # block, then again as a TRUSTED CERTIFICATE block carrying its trust bits
-  # (pkgs/by-name/ca/cacert/package.nix `--ca_bundle_output`; buildcatrust
-  # certstore_output.py OpenSSLCertStoreOutput). Readers that want only standard PEM skip the
-  # second kind of block. Size: an estimate from the same tool on Debian's Mozilla set is
-  # ~470 KB, ~135 KB gzipped (README, Flake outputs).
+  # The NixOS path (dockerTools.caCertificates links cacert's ca-bundle.crt there).
   caBundle = "/etc/ssl/certs/ca-bundle.crt";
+  # What goes there: cacert installs two bundles (pkgs/by-name/ca/cacert/package.nix, from
+  # buildcatrust). ca-bundle.crt (`--ca_bundle_output`) holds every CA twice, as a plain
+  # CERTIFICATE block and again as an OpenSSL TRUSTED CERTIFICATE block with its trust bits;
+  # ca-no-trust-rules-bundle.crt (`--ca_standard_bundle_output`, "standard PEM compatible
+  # bundle") holds only the plain blocks, half the bytes. rustls-native-certs reads only those
+  # (0.8.5 src/lib.rs, ENV_CERT_FILE), and OpenSSL trusts every certificate of the file
+  # SSL_CERT_FILE names (SSL_CTX_load_verify_locations(3)), so nothing is lost.
+  caBundleSource = "${cacert}/etc/ssl/certs/ca-no-trust-rules-bundle.crt";
 in
 dockerTools.buildLayeredImage {
   # Loads as hyper-cloudrun:<crate version> (-tls). `nix run .#push` chooses the registry path.
@@ -54,7 +57,7 @@ dockerTools.buildLayeredImage {
   ''
   + lib.optionalString withCaCertificates ''
     mkdir -p etc/ssl/certs
-    install -m 0444 ${cacert}/etc/ssl/certs/ca-bundle.crt .${caBundle}
+    install -m 0444 ${caBundleSource} .${caBundle}
   '';
 
   # Cloud Run rejects anything but linux/amd64; say so instead of inheriting the builder's arch.
