@@ -62,14 +62,15 @@ def facts_from_checkout(root):
     commit when no tracked file differs from it)."""
     root = Path(root)
     package = tomllib.loads((root / "Cargo.toml").read_text())["package"]
-    clean = subprocess.run(
-        ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], capture_output=True
-    )
     revision = "dirty"
-    if clean.returncode == 0:
-        revision = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+    git = ["git", "-C", str(root)]
+    try:
+        if subprocess.run(git + ["diff", "--quiet", "HEAD", "--"], capture_output=True).returncode == 0:
+            revision = subprocess.run(
+                git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+    except OSError:
+        pass  # no git: like a flake that is not a git checkout, which has no self.rev
     return {
         "name": package["name"],
         "version": package["version"],
@@ -106,8 +107,10 @@ def expected_image(description, variant, facts):
         "org.opencontainers.image.source": facts["source"],
         "org.opencontainers.image.revision": facts["revision"],
     }
+    # GNU tar's `--sort name` order: each directory's entries by name, a directory before its
+    # contents; that is, by the tuple of path components.
     files = [{"path": "", "mode": f"{ROOT_MODE:04o}"}]
-    files += sorted(description["files"] + extra.get("files", []), key=lambda f: f["path"])
+    files += sorted(description["files"] + extra.get("files", []), key=lambda f: f["path"].rstrip("/").split("/"))
     return {
         "name": name,
         "tag": tag,
