@@ -10,6 +10,7 @@
   lib,
   writeShellApplication,
   coreutils,
+  gzip,
   google-cloud-sdk,
   skopeo,
   pname,
@@ -44,6 +45,7 @@ let
     name = "${pname}-push";
     runtimeInputs = [
       coreutils
+      gzip
       google-cloud-sdk
       skopeo
     ];
@@ -52,6 +54,9 @@ let
         image = "${image}";
         tag = image.imageTag;
         default_policy = "${skopeo}/etc/containers/default-policy.json";
+        # containers/image's built-in system policy path on Linux (builtinDefaultPolicyPath);
+        # nixpkgs' skopeo does not move it (no -ldflags for signature.systemDefaultPolicyPath).
+        system_policy = "/etc/containers/policy.json";
       }}
       state_file=${stateFile}
     ''

@@ -1,7 +1,10 @@
 # checks.image (and checks.image-tls): proves the image without Docker, inside the build
-# sandbox. Unpacks the tarball, asserts one layer, the exact file list and the config, reads the
-# dependency list cargo auditable embedded in the binary, then starts the entrypoint from the
-# unpacked root (twice: normal, then read-only) on loopback and checks /, /health and a clean
+# sandbox. The static checks are nix/image-check.py, the same script tests/image.sh runs on any
+# image tarball: the image against its description (./image.json) and the values computed here
+# (one layer, the exact file list with modes, owners and dates, no shell, no setuid, the whole
+# config, the static binary and the dependency list cargo auditable embedded in it, the files
+# equal to the package's binary and cacert's bundle). Then the entrypoint starts from the
+# unpacked root (twice: normal, then read-only) on loopback and must answer / and /health and
 # exit 0 after SIGTERM.
 # Assumes the Linux build sandbox (Nix's default, `sandbox = true`): its private network
 # namespace is why the fixed ports below cannot collide with anything on the builder, and its
@@ -12,8 +15,8 @@
   runCommand,
   cacert,
   curl,
-  file,
   jq,
+  python3,
   rust-audit-info,
   image,
   package,
@@ -21,120 +24,36 @@
   revision,
   # The image-tls variant: expect the CA bundle and SSL_CERT_FILE as well.
   withCaCertificates ? false,
+  descriptionFile ? ./image.json,
 }:
-let
-  exe = package.meta.mainProgram;
-  caBundle = "etc/ssl/certs/ca-bundle.crt";
-  expected = {
-    repoTag = "${image.imageName}:${image.imageTag}";
-    # One line per layer entry, `tar -t` order (sorted by name), leading "./" removed.
-    files = [
-      "bin/"
-      "bin/${exe}"
-    ]
-    ++ lib.optionals withCaCertificates [
-      "etc/"
-      "etc/ssl/"
-      "etc/ssl/certs/"
-      caBundle
-    ]
-    ++ [ "tmp/" ];
-    env = lib.optionals withCaCertificates [ "SSL_CERT_FILE=/${caBundle}" ];
-    labels = {
-      "org.opencontainers.image.title" = package.pname;
-      "org.opencontainers.image.version" = package.version;
-      "org.opencontainers.image.source" = source;
-      "org.opencontainers.image.revision" = revision;
-    };
-  };
-in
 runCommand "${package.pname}-image${lib.optionalString withCaCertificates "-tls"}-check"
   {
     nativeBuildInputs = [
       curl
-      file
       jq
+      python3
       rust-audit-info
     ];
-    expectedRepoTag = expected.repoTag;
-    expectedFiles = lib.concatLines expected.files;
-    expectedEnv = builtins.toJSON expected.env;
-    expectedLabels = builtins.toJSON expected.labels;
   }
   ''
     set -euo pipefail
     fail() { echo "FAIL $*" >&2; exit 1; }
     ok() { echo "ok   $*"; }
-    # assert DESCRIPTION JQ-ARGS… : jq -e must succeed
-    assert() { local what=$1; shift; jq -e "$@" >/dev/null || fail "$what"; ok "$what"; }
 
-    mkdir -p $out unpacked rootfs
-    tar -xf ${image} -C unpacked
-    cd unpacked
-
-    assert "one image, exactly one layer" 'length == 1 and (.[0].Layers | length) == 1' manifest.json
-    assert "repo tag $expectedRepoTag" --arg t "$expectedRepoTag" '.[0].RepoTags == [$t]' manifest.json
-    config=$(jq -r '.[0].Config' manifest.json)
-    layer=$(jq -r '.[0].Layers[0]' manifest.json)
-
-    assert "Entrypoint exec form /bin/${exe}" '.config.Entrypoint == ["/bin/${exe}"]' "$config"
-    assert "no Cmd" '.config | has("Cmd") | not' "$config"
-    assert "User 65534:65534" '.config.User == "65534:65534"' "$config"
-    assert "User numeric, non-root" '.config.User | test("^[1-9][0-9]*:[1-9][0-9]*$")' "$config"
-    assert "ExposedPorts 8080/tcp only" '.config.ExposedPorts == {"8080/tcp": {}}' "$config"
-    assert "Env $expectedEnv" --argjson want "$expectedEnv" '(.config.Env // []) == $want' "$config"
-    assert "architecture amd64" '.architecture == "amd64"' "$config"
-    assert "os linux" '.os == "linux"' "$config"
-    assert "fixed created date" '.created | startswith("1970-01-01T00:00:01")' "$config"
-    assert "OCI labels" --argjson want "$expectedLabels" '.config.Labels == $want' "$config"
-    assert "config names no store path" \
-      '[.config | .. | strings | select(contains("${builtins.storeDir}"))] | length == 0' "$config"
-
-    # Exact file list: nothing but the binary and /tmp, plus the CA bundle in image-tls (no /nix,
-    # no shell).
-    tar -tf "$layer" | sed -e 's|^\./||' -e '/^$/d' > $out/files
-    diff -u <(printf '%s' "$expectedFiles") $out/files || fail "layer file list"
-    ok "layer holds exactly: $(tr '\n' ' ' < $out/files)"
-
-    # Types, modes, owners from the tar headers (extraction as non-root would mask them).
-    tar --numeric-owner -tvf "$layer" > $out/listing
-    cat $out/listing
-    ! grep -Ev '^[-d]' $out/listing || fail "only regular files and directories"
-    ! grep -E '^.{3}[sS]|^.{6}[sS]' $out/listing || fail "no setuid/setgid files"
-    ! awk '$2 != "0/0"' $out/listing | grep . || fail "everything owned by 0/0"
-    grep -Eq '^-r.xr.xr.x .* \./bin/${exe}$' $out/listing || fail "bin/${exe} executable by all"
-    grep -Eq '^drwxrwxrwt .* \./tmp/$' $out/listing || fail "tmp is 1777"
-    ${lib.optionalString withCaCertificates ''
-      grep -Eq '^-r--r--r-- .* \./${caBundle}$' $out/listing || fail "${caBundle} is 0444"
-    ''}
-    ok "modes and owners"
-
-    tar -xf "$layer" -C ../rootfs
-    cd ..
+    mkdir -p $out rootfs
+    python3 ${./image-check.py} \
+      --description ${descriptionFile} \
+      ${lib.optionalString withCaCertificates "--variant tls"} \
+      --name ${lib.escapeShellArg package.pname} \
+      --version ${lib.escapeShellArg package.version} \
+      --source ${lib.escapeShellArg source} \
+      --revision ${lib.escapeShellArg revision} \
+      --binary ${lib.getExe package} \
+      ${lib.optionalString withCaCertificates "--ca-bundle ${cacert}/etc/ssl/certs/ca-no-trust-rules-bundle.crt"} \
+      --rootfs rootfs \
+      ${image} | tee $out/static-checks
     root=$PWD/rootfs
-    cmp "$root/bin/${exe}" ${lib.getExe package} || fail "image binary differs from the package"
-    ok "image binary is the package's binary"
-    info=$(file --brief "$root/bin/${exe}")
-    case "$info" in
-      *"dynamically linked"* | *interpreter*) fail "binary is dynamically linked: $info" ;;
-    esac
-    ok "binary is static: $info"
-
-    # cargo auditable's dependency list: rust-audit-info reads the `.dep-v0` section by name
-    # and exits 1 without it (cargo-auditable auditable-extract `raw_auditable_data`,
-    # rust-audit-info src/main.rs). The list must name this crate as root and hyper.
-    rust-audit-info "$root/bin/${exe}" > $out/audit-data.json \
-      || fail "bin/${exe} has no .dep-v0 section (not built with cargo auditable)"
-    assert "dependency list has the root crate and hyper" \
-      '(.packages | any(.root == true and .name == "${package.pname}")) and (.packages | any(.name == "hyper"))' \
-      $out/audit-data.json
-    ok "audit data lists $(jq '.packages | length' $out/audit-data.json) packages"
-    ${lib.optionalString withCaCertificates ''
-      cmp "$root/${caBundle}" ${cacert}/etc/ssl/certs/ca-bundle.crt || fail "${caBundle} is not cacert's"
-      ok "${caBundle} is cacert's bundle ($(wc -c < "$root/${caBundle}") bytes)"
-    ''}
-
-    entry=$root$(jq -r '.config.Entrypoint[0]' "unpacked/$config")
+    entry=$root$(jq -r '.config.Entrypoint[0]' ${descriptionFile})
 
     # run NAME PORT: start the entrypoint with an empty environment plus PORT (as a container
     # would), wait for readiness, check both routes, SIGTERM, expect exit 0 within 10 s.
