@@ -504,7 +504,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 		ir=$(ratio "${IR[$ours]}" "${IR[$ACTIX]}")
 		h2=$(med_of "${H2P99[$ours]}")
 		echo
-		echo "Targets for the shipped build ($ours) against $ACTIX (issue: performance race on one vCPU):"
+		echo "Targets for the shipped build ($ours) against $ACTIX (the performance targets on one vCPU):"
 		echo
 		check "c=64 throughput ≥ 1.0×, median of $ROUNDS paired rounds" "$(awk -v r="$r64" 'BEGIN {print (r != "nan" && r >= 1.0)}')" "$(fmt "$r64" '%.2f×') (rounds $(paired_range "${RPS[$ours,64]}" "${RPS[$ACTIX,64]}"))"
 		check "c=64 p99 no worse, median of the paired rounds' ratios ≤ 1.0" "$(awk -v r="$p64" 'BEGIN {print (r != "nan" && r <= 1.0)}')" "$(fmt "$p64" '%.2f×') (rounds $(paired_range "${P99[$ours,64]}" "${P99[$ACTIX,64]}"); medians $(fmt "$p_o" '%.2f') vs $(fmt "$p_a" '%.2f') ms)"
