@@ -379,6 +379,9 @@ paired_range() {
 	for k in "${!xs[@]}"; do ratio "${xs[$k]}" "${ys[$k]:-nan}"; done | finite | sort -g |
 		awk 'NR==1 {lo=$1} {hi=$1} END {if (NR) printf "%.2f–%.2f×\n", lo, hi; else print "n/a"}'
 }
+cold_cell() { # "p50 / p90 ms", or n/a for a server without cold starts (nginx)
+	if [[ ${COLD50[$1]} == nan ]]; then echo n/a; else echo "$(fmt "${COLD50[$1]}" '%.2f') / $(fmt "${COLD90[$1]}" '%.2f') ms"; fi
+}
 h2_p99_cell() {
 	local h2
 	h2=$(med_of "${H2P99[$1]}")
@@ -443,9 +446,9 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "| server | binary | gzip -9 | cold start p50 / p90 | idle RSS | peak RSS | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | 2 CPUs: c=64 req/s | 2 CPUs: CPU/req | h2c req/s | h2c p99 | instr/req | h2c instr/req | echo 1 MB | echo peak RSS |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for name in "${NAMES[@]}"; do
-		printf '| %s | %s | %s | %s / %s ms | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s µs | %s | %s | %s | %s | %s | %s |\n' \
+		printf '| %s | %s | %s | %s | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s µs | %s | %s | %s | %s | %s | %s |\n' \
 			"$name" "$(mb "${SIZE[$name]}" '%.2f')" "$(mb "${GZ[$name]}" '%.3f')" \
-			"$(fmt "${COLD50[$name]}" '%.2f')" "$(fmt "${COLD90[$name]}" '%.2f')" \
+			"$(cold_cell "$name")" \
 			"$(awk -v x="${IDLE[$name]}" 'BEGIN {printf "%.1f", x/1024}')" \
 			"$(awk -v x="${PEAK[$name]}" 'BEGIN {printf "%.1f", x/1024}')" \
 			"$(fmt "$(med_of "${RPS[$name,64]}")" '%.0f')" "$(fmt "$(med_of "${P99[$name,64]}")" '%.2f')" \
