@@ -116,7 +116,10 @@
             # `$(nix build --print-out-paths .#image-stream) | docker load`: a script that
             # streams the same image; the tarball itself never lands in the store.
             image-stream = image.stream;
-            sbom = pkgs.callPackage ./nix/sbom.nix { inherit package; };
+            sbom = pkgs.callPackage ./nix/sbom.nix {
+              inherit package;
+              inherit (cargoToml.package) license;
+            };
           };
 
           checks =

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Races hyper-cloudrun, as the image ships it (static musl, built by .ci/musl-build) and as a
-# static glibc build, against the peers in ../shared/anchors (the article's actix-web server, an
-# axum one) on one CPU and on two, side by side in one run, and prints one table.
+# static glibc build, against the peers in bench/peers (the article's actix-web server, an axum
+# one, and nginx as the kernel's floor when it is installed) on one CPU and on two, side by side
+# in one run, and prints one table.
 #
 #   bench/run.sh            full run (~5 min once built; building the peers the first time adds
 #                           several minutes)
@@ -17,8 +18,9 @@
 # The server runs on CPU 0, every client on CPU 1, except in the two-CPU runs.
 #
 # Environment (all optional):
-#   BENCH_PEERS_DIR   peers to race (default: ../shared/anchors from the repo root; skipped if
-#                     absent, the project's own figures need none)
+#   BENCH_PEERS_DIR   peers to race (default: bench/peers): each directory with a Cargo.toml,
+#                     and nginx/nginx.conf when `nginx` is installed; the project's own figures
+#                     need none
 #   BENCH_WORK_DIR    cargo target dirs, binaries, logs (default /tmp/hyper-cloudrun-bench)
 #   BENCH_PORT        first of the loopback ports used (default 28080; 8 consecutive ports)
 #   BENCH_ROUNDS, BENCH_SECONDS, BENCH_STARTS   override the wrk rounds, seconds per wrk run,
@@ -29,6 +31,7 @@
 # root), and the Debian packages wrk, nghttp2-client
 # (h2load), valgrind, util-linux (taskset), gzip, binutils (strip). Missing packages are
 # installed with apt-get when running as root, otherwise the script says what to install.
+# nginx is optional and never installed by this script.
 # Talks only to 127.0.0.1 and kills every server it started, however it ends.
 
 set -euo pipefail
@@ -44,7 +47,7 @@ case "${1:-}" in
 	;;
 esac
 
-PEERS_DIR=${BENCH_PEERS_DIR:-$ROOT/../shared/anchors}
+PEERS_DIR=${BENCH_PEERS_DIR:-$ROOT/bench/peers}
 WORK=${BENCH_WORK_DIR:-/tmp/hyper-cloudrun-bench}
 PORT0=${BENCH_PORT:-28080}
 TARGET=x86_64-unknown-linux-gnu
@@ -106,7 +109,7 @@ fi
 ON_CLIENT=(taskset -c "$CLIENT_CPU")
 
 # --- build --------------------------------------------------------------------------------------
-# The same static glibc build for everyone, as in ../shared/anchors/README.md.
+# The same static glibc build for everyone, as in bench/peers/README.md.
 build() { # dir target-dir
 	(cd "$1" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
 		--target "$TARGET" --target-dir "$2" 2>"$WORK/logs/build-$(basename "$2").log") ||
@@ -145,6 +148,29 @@ cp "$musl_bin" "$WORK/bin/hyper-cloudrun-musl"
 strip -s "$WORK/bin/hyper-cloudrun-musl"
 BIN[hyper-cloudrun-musl]=$WORK/bin/hyper-cloudrun-musl
 NAMES=(hyper-cloudrun hyper-cloudrun-musl "${NAMES[@]:1}")
+# nginx, when installed: where the kernel stops any server on loopback. Not a Rust binary, so it
+# has no size, cold start or instruction count here; it takes part in every load run.
+declare -A FLOOR
+NGINX_CONF=$PEERS_DIR/nginx/nginx.conf
+if [[ -f $NGINX_CONF ]] && command -v nginx >/dev/null; then
+	# A launcher keeping the other servers' contract (PORT from the environment; exec, so the pid
+	# measured is nginx's): the config's listen port replaced, its files in the work directory.
+	# shellcheck disable=SC2016 # the launcher expands $PORT and $dir, not this script
+	{
+		echo '#!/usr/bin/env bash'
+		echo 'set -euo pipefail'
+		printf 'dir=%q/nginx-"${PORT:?}"\n' "$WORK"
+		echo 'mkdir -p "$dir/logs" "$dir/tmp"'
+		printf 'sed -E "s/listen 127\\.0\\.0\\.1:[0-9]+/listen 127.0.0.1:$PORT/" %q >"$dir/nginx.conf"\n' "$NGINX_CONF"
+		printf 'exec %q -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"\n' "$(command -v nginx)"
+	} >"$WORK/bin/nginx"
+	chmod +x "$WORK/bin/nginx"
+	BIN[nginx]=$WORK/bin/nginx
+	FLOOR[nginx]=1
+	NAMES+=(nginx)
+elif [[ -f $NGINX_CONF ]]; then
+	say "no nginx installed: racing without the loopback floor (Debian: apt-get install nginx-light)"
+fi
 if [[ -n ${BENCH_ONLY:-} ]]; then
 	read -ra NAMES <<<"$BENCH_ONLY"
 	for name in "${NAMES[@]}"; do [[ -n ${BIN[$name]:-} ]] || die "BENCH_ONLY: no server $name"; done
@@ -161,7 +187,8 @@ finite() { awk '$1 != "" && $1 != "nan"'; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 pct() { sort -g | awk -v p="$1" '{v[NR]=$1} END {if (NR==0) {print "nan"; exit} i=int(NR*p/100+0.999999); if (i<1) i=1; print v[i]}'; }
 fmt() { awk -v x="$1" -v f="$2" 'BEGIN {if (x=="nan" || x=="") print "n/a"; else printf f, x}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="nan" || b=="nan" || b==0) print "nan"; else printf "%.3f\n", a/b}'; }
+mb() { awk -v x="$1" -v f="$2" 'BEGIN {if (x=="nan" || x=="") print "n/a"; else printf f " MB", x/1e6}'; } # bytes -> MB
+ratio() { awk -v a="${1:-nan}" -v b="${2:-nan}" 'BEGIN {if (a=="nan" || b=="nan" || b==0) print "nan"; else printf "%.3f\n", a/b}'; }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 declare -A PORT PID
@@ -220,6 +247,7 @@ h2_run() { # port seconds -> "req/s p99_ms" (nan if the server does not speak h2
 # --- 1. size ------------------------------------------------------------------------------------
 declare -A SIZE GZ
 for name in "${NAMES[@]}"; do
+	if [[ -n ${FLOOR[$name]:-} ]]; then SIZE[$name]='' GZ[$name]='' && continue; fi
 	SIZE[$name]=$(stat -c %s "${BIN[$name]}")
 	GZ[$name]=$(gzip -9 -c "${BIN[$name]}" | wc -c)
 done
@@ -231,6 +259,7 @@ say "cold start: $STARTS starts of each server, alternating"
 for name in "${NAMES[@]}"; do : >"$WORK/logs/cold-$name.txt"; done
 for _ in $(seq "$STARTS"); do
 	for name in "${NAMES[@]}"; do
+		[[ -n ${FLOOR[$name]:-} ]] && continue
 		port_free "$PORT0" || die "port $PORT0 is in use (set BENCH_PORT)"
 		"${ON_CLIENT[@]}" "$HARNESS" coldstart 1 "$PORT0" "$SERVER_CPU" "${BIN[$name]}" >>"$WORK/logs/cold-$name.txt"
 	done
@@ -350,6 +379,9 @@ paired_range() {
 	for k in "${!xs[@]}"; do ratio "${xs[$k]}" "${ys[$k]:-nan}"; done | finite | sort -g |
 		awk 'NR==1 {lo=$1} {hi=$1} END {if (NR) printf "%.2f–%.2f×\n", lo, hi; else print "n/a"}'
 }
+cold_cell() { # "p50 / p90 ms", or n/a for a server without cold starts (nginx)
+	if [[ ${COLD50[$1]} == nan ]]; then echo n/a; else echo "$(fmt "${COLD50[$1]}" '%.2f') / $(fmt "${COLD90[$1]}" '%.2f') ms"; fi
+}
 h2_p99_cell() {
 	local h2
 	h2=$(med_of "${H2P99[$1]}")
@@ -385,6 +417,8 @@ per_request() { # name client n1 n2 -> (total at n2 - total at n1) / (n2 - n1), 
 	awk -v a="$a" -v b="$b" -v n=$(($4 - $3)) 'BEGIN {if (a=="nan" || b=="nan") print "nan"; else printf "%.0f", (b-a)/n}'
 }
 for name in "${NAMES[@]}"; do
+	IR[$name]=nan
+	[[ -n ${FLOOR[$name]:-} ]] && continue
 	say "callgrind: $name, $CG_N1 and $CG_N2 keep-alive requests"
 	IR[$name]=$(per_request "$name" cg_keepalive "$CG_N1" "$CG_N2")
 	[[ ${IR[$name]} == nan ]] && die "keep-alive client failed against $name under callgrind"
@@ -412,10 +446,9 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	echo "| server | binary | gzip -9 | cold start p50 / p90 | idle RSS | peak RSS | c=64 req/s | c=64 p99 | c=256 req/s | c=256 p99 | CPU/req c=64 | 2 CPUs: c=64 req/s | 2 CPUs: CPU/req | h2c req/s | h2c p99 | instr/req | h2c instr/req | echo 1 MB | echo peak RSS |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for name in "${NAMES[@]}"; do
-		printf '| %s | %s MB | %s MB | %s / %s ms | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s µs | %s | %s | %s | %s | %s | %s |\n' \
-			"$name" "$(awk -v x="${SIZE[$name]}" 'BEGIN {printf "%.2f", x/1e6}')" \
-			"$(awk -v x="${GZ[$name]}" 'BEGIN {printf "%.3f", x/1e6}')" \
-			"$(fmt "${COLD50[$name]}" '%.2f')" "$(fmt "${COLD90[$name]}" '%.2f')" \
+		printf '| %s | %s | %s | %s | %s MB | %s MB | %s | %s ms | %s | %s ms | %s µs | %s | %s µs | %s | %s | %s | %s | %s | %s |\n' \
+			"$name" "$(mb "${SIZE[$name]}" '%.2f')" "$(mb "${GZ[$name]}" '%.3f')" \
+			"$(cold_cell "$name")" \
 			"$(awk -v x="${IDLE[$name]}" 'BEGIN {printf "%.1f", x/1024}')" \
 			"$(awk -v x="${PEAK[$name]}" 'BEGIN {printf "%.1f", x/1024}')" \
 			"$(fmt "$(med_of "${RPS[$name,64]}")" '%.0f')" "$(fmt "$(med_of "${P99[$name,64]}")" '%.2f')" \
@@ -474,7 +507,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 		ir=$(ratio "${IR[$ours]}" "${IR[$ACTIX]}")
 		h2=$(med_of "${H2P99[$ours]}")
 		echo
-		echo "Targets for the shipped build ($ours) against $ACTIX (issue: performance race on one vCPU):"
+		echo "Targets for the shipped build ($ours) against $ACTIX (the performance targets on one vCPU):"
 		echo
 		check "c=64 throughput ≥ 1.0×, median of $ROUNDS paired rounds" "$(awk -v r="$r64" 'BEGIN {print (r != "nan" && r >= 1.0)}')" "$(fmt "$r64" '%.2f×') (rounds $(paired_range "${RPS[$ours,64]}" "${RPS[$ACTIX,64]}"))"
 		check "c=64 p99 no worse, median of the paired rounds' ratios ≤ 1.0" "$(awk -v r="$p64" 'BEGIN {print (r != "nan" && r <= 1.0)}')" "$(fmt "$p64" '%.2f×') (rounds $(paired_range "${P99[$ours,64]}" "${P99[$ACTIX,64]}"); medians $(fmt "$p_o" '%.2f') vs $(fmt "$p_a" '%.2f') ms)"
@@ -487,7 +520,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 		[[ -n ${GZ[hyper-cloudrun]:-} ]] && check "static glibc binary gzip -9 ≤ 1.0 MB" "$(awk -v x="${GZ[hyper-cloudrun]}" 'BEGIN {print (x <= 1000000)}')" "${GZ[hyper-cloudrun]} bytes"
 	fi
 	echo
-	echo "Reproduce: \`bench/run.sh$([[ $QUICK == 1 ]] && echo ' --quick')\` (peers from \`${PEERS_DIR}\`)."
+	echo "Reproduce: \`bench/run.sh$([[ $QUICK == 1 ]] && echo ' --quick')\` (peers from \`${PEERS_DIR#"$ROOT"/}\`)."
 } | tee "$RESULTS/latest.md"
 SUFFIX=
 ((QUICK)) && SUFFIX=-quick

@@ -4,9 +4,12 @@
 # (auditable-cyclonedx v0.7.5 `auditable_to_minimal_cdx`): the root crate is
 # metadata.component (type application), every other package a component (type library),
 # bom-refs are the indices of the embedded list, and its dependency edges are copied as they
-# are. Two differences: a purl only for crates.io packages (upstream appends a qualifier
-# without `?` for other sources), and no serialNumber or timestamp, so the same binary always
-# gives the same file.
+# are. Three differences: a purl only for crates.io packages (upstream appends a qualifier
+# without `?` for other sources); no serialNumber or timestamp, so the same binary always
+# gives the same file; and the root component carries our licence, $license (Cargo.toml's
+# `license`, which the embedded list does not hold), as CycloneDX 1.5's licenseChoice form for
+# an SPDX expression: a one-element array `[{"expression": …}]` (bom-1.5.schema.json,
+# definitions.licenseChoice; "MIT OR Apache-2.0" is an expression, not a single licence id).
 def component($i):
   {
     type: (if .root then "application" else "library" end),
@@ -28,7 +31,10 @@ def component($i):
     specVersion: "1.5",
     version: 1,
     metadata: {
-      component: ($all[] | select(.p.root) | . as $e | $e.p | component($e.i))
+      component: (
+        ($all[] | select(.p.root) | . as $e | $e.p | component($e.i))
+        + { licenses: [{ expression: $license }] }
+      )
     },
     components: [$all[] | select(.p.root | not) | . as $e | $e.p | component($e.i)],
     dependencies: [

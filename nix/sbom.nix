@@ -10,6 +10,8 @@
   jq,
   rust-audit-info,
   package,
+  # Our own component's licence, an SPDX expression: Cargo.toml's `license`.
+  license,
 }:
 runCommand "${package.pname}-${package.version}.cdx.json"
   {
@@ -21,6 +23,8 @@ runCommand "${package.pname}-${package.version}.cdx.json"
   ''
     # rust-audit-info prints the embedded JSON, or exits 1 if the binary has none.
     rust-audit-info ${lib.getExe package} > audit-data.json
-    jq --sort-keys -f ${./sbom.jq} audit-data.json > $out
+    jq --sort-keys --arg license ${lib.escapeShellArg license} -f ${./sbom.jq} audit-data.json > $out
     jq -e '.components | length > 0' $out > /dev/null
+    jq -e --arg license ${lib.escapeShellArg license} \
+      '.metadata.component.licenses == [{ expression: $license }]' $out > /dev/null
   ''
