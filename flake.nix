@@ -94,6 +94,8 @@
             inherit package source revision;
             withCaCertificates = true;
           };
+          # `nix/reproducible.sh --canary`'s image, a legacyPackages attribute (see below).
+          reproducibility-canary = pkgs.callPackage ./nix/reproducibility-canary.nix { inherit image; };
           imageCheck =
             img: withCaCertificates:
             pkgs.callPackage ./nix/image-check.nix {
@@ -122,6 +124,11 @@
             };
           };
 
+          # legacyPackages: `nix build` and `nix eval` reach it as any output, but `nix flake check`
+          # neither builds nor evaluates it (Nix 2.34 src/nix/flake.cc checks only the system
+          # names there), and `nix flake show` does not list it among the packages.
+          legacyPackages = lib.optionalAttrs isLinux { inherit reproducibility-canary; };
+
           checks =
             callOutputs ./nix/checks.nix {
               inherit
@@ -133,11 +140,16 @@
               root = ./.;
               linuxSuite = isLinux;
             }
-            // lib.optionalAttrs isLinux {
-              image = imageCheck image false;
-              image-tls = imageCheck image-tls true;
-              image-vm = pkgs.callPackage ./nix/vm-test.nix { inherit image; };
-            };
+            # Evaluating the checks instantiates the canary too (its drvPath, not its build), so an
+            # image.nix change that breaks the canary fails `nix flake check` at evaluation, not
+            # the workflow's reproducibility step after every build.
+            // lib.optionalAttrs isLinux (
+              builtins.seq reproducibility-canary.drvPath {
+                image = imageCheck image false;
+                image-tls = imageCheck image-tls true;
+                image-vm = pkgs.callPackage ./nix/vm-test.nix { inherit image; };
+              }
+            );
 
           devShells.default = pkgs.callPackage ./nix/shell.nix { inherit devCraneLib; };
 
@@ -156,6 +168,7 @@
     {
       packages = collect "packages";
       checks = collect "checks";
+      legacyPackages = collect "legacyPackages";
       devShells = collect "devShells";
       apps = collect "apps";
       formatter = collect "formatter";

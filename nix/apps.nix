@@ -4,7 +4,7 @@
 # build time and runs them with errexit, nounset and pipefail. tests/apps.sh runs the same
 # scripts the same way with stand-ins for gcloud and skopeo.
 #
-# push exists only where the image is built (x86_64-linux); deploy and trigger need only gcloud
+# push exists only where the image is built (x86_64-linux); deploy and trigger need no image
 # and are offered on every system (e.g. deploy from a Mac what CI pushed).
 {
   lib,
@@ -37,7 +37,14 @@ let
 
   trigger = writeShellApplication {
     name = "${pname}-trigger";
-    runtimeInputs = [ google-cloud-sdk ];
+    # tr and cut (the default trigger id), gcloud. writeShellApplication puts these first on
+    # PATH but keeps the caller's PATH after them (`inheritPath ? true`,
+    # pkgs/build-support/trivial-builders/default.nix), so a tool missing here would still be
+    # found on most machines: tests/apps.sh runs trigger.sh with only these on PATH.
+    runtimeInputs = [
+      coreutils
+      google-cloud-sdk
+    ];
     text = builtins.readFile ./trigger.sh;
   };
 

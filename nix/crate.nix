@@ -41,6 +41,8 @@ let
     inherit (craneLib.crateNameFromCargoToml { cargoToml = root + "/Cargo.toml"; }) pname version;
     # Build tools in nativeBuildInputs, target libraries in buildInputs, never mixed.
     strictDeps = true;
+    # No CARGO_PROFILE: crane's default, release, is the profile package.nix's build command
+    # hard-codes (see there before changing it).
   }
   // lib.optionalAttrs (cargoTarget != null) {
     # cargo's `build.target` and `build.rustflags`. With a target set, the rustflags reach only

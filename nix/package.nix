@@ -48,6 +48,14 @@ craneLib.buildPackage (
     # reused. Cost: `cargo test` in the check phase compiles the crate once more without the
     # wrapper; the installed binary is still the build phase's (crane copies it out from the
     # build log in postBuild, before the check phase: installFromCargoBuildLogHook.sh).
+    #
+    # `--release` is written out because `cargoWithProfile auditable build` would insert the
+    # profile after the first word, `cargo auditable --release build`
+    # (lib/setupHooks/cargoHelperFunctionsHook.sh). So this build ignores CARGO_PROFILE, which
+    # everything else crane runs honours (buildDepsOnly, the check phase's `cargoWithProfile
+    # test`, clippy, nextest; crane defaults it to "release", configureCargoCommonVarsHook.sh):
+    # setting CARGO_PROFILE to another profile would build the binary in release but test,
+    # lint and cache dependencies in that profile. Change both together, or not at all.
     cargoBuildCommand = "cargo auditable build --release";
     nativeBuildInputs = [ cargo-auditable ];
 

@@ -75,10 +75,15 @@ else
   usage
 fi
 
-# Trigger ids: lowercase letters, digits and hyphens, starting with a letter, at most 63.
+# Trigger ids: lowercase letters, digits and hyphens, starting with a letter and ending with a
+# letter or digit, at most 63. The default starts with SERVICE (a Cloud Run service name starts
+# with a letter); cutting at 63 can leave one or more hyphens at the end (a replaced "." or "_"
+# next to the cut), so all of them go.
 if [ -z "$name" ]; then
   name=$(printf '%s' "$default_name" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9-' '-' | cut -c1-63)
-  name=${name%-}
+  while [ "${name%-}" != "$name" ]; do
+    name=${name%-}
+  done
 fi
 
 echo "trigger: $name in $location: $source_desc -> Cloud Run service $service ($region) POST /events" >&2

@@ -137,6 +137,59 @@ expect trigger 64 "" -- svc --topic t
 expect trigger 64 "" -- --region r --topic t
 expect trigger 64 "" -- svc --region "" --topic t
 
+# The default trigger id: lowercase letters, digits and hyphens, a letter first, a letter or
+# digit last, at most 63 characters. "svc-pubsub-" plus 50 letters is 61 characters; the topic's
+# ".." become hyphens 62 and 63, where the cut falls, and must not stay at the end.
+long_topic=$(printf 'a%.0s' $(seq 50))..zzz
+expect trigger 0 "gcloud|eventarc|triggers|create|svc-pubsub-${long_topic%..zzz}|--location=r|--destination-run-service=svc|--destination-run-region=r|--destination-run-path=/events|--event-filters=type=google.cloud.pubsub.topic.v1.messagePublished|--transport-topic=$long_topic" \
+  -- svc --region r --topic "$long_topic"
+# The same rule wherever the cut falls in a run of replaced characters, for both sources.
+for n in 44 45 46 47 48 49 50; do
+  name=$(printf 'x%.0s' $(seq "$n")).._.Z_
+  for source in --topic --bucket; do
+    : >"$CALLS"
+    PATH=$work/bin:$PATH "$work/trigger" Svc-1 --region r "$source" "$name" >/dev/null 2>&1 || true
+    id=$(cut -d'|' -f5 "$CALLS")
+    if [[ $id =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] && [ ${#id} -le 63 ]; then
+      ok "trigger id '$id' (${#id} characters) for $source $name"
+    else
+      bad "trigger id '$id' (${#id} characters) for $source $name is not a valid trigger id"
+    fi
+  done
+done
+
+# trigger.sh needs only what apps.nix's runtimeInputs for it name: run it with nothing else on
+# PATH (writeShellApplication would keep the caller's PATH after them, hiding a missing input).
+inputs=$(awk '/^  trigger = writeShellApplication/ { t = 1 } t && /runtimeInputs = \[/ { r = 1 }
+  t && r { list = list " " $0; if (/\]/) exit } END { print list }' "$repo/nix/apps.nix" |
+  sed 's/.*\[//; s/\].*//' | xargs -n 1 | sort | xargs)
+pinned_path=""
+for input in $inputs; do
+  case $input in
+    coreutils)
+      mkdir -p "$work/coreutils"
+      dpkg-query -L coreutils | grep -E '^(/usr)?/bin/[^/]+$' | while read -r f; do ln -sf "$f" "$work/coreutils/"; done
+      pinned_path=$pinned_path:$work/coreutils
+      ;;
+    google-cloud-sdk)
+      # The stand-in with an absolute interpreter, as nixpkgs' gcloud has: no bash on PATH here.
+      mkdir -p "$work/gcloud"
+      { echo "#!$BASH" && tail -n +2 "$work/bin/gcloud"; } >"$work/gcloud/gcloud"
+      chmod +x "$work/gcloud/gcloud"
+      pinned_path=$pinned_path:$work/gcloud
+      ;;
+    *) bad "trigger runtimeInput '$input' has no stand-in here: add one" ;;
+  esac
+done
+: >"$CALLS"
+status=0
+PATH=${pinned_path#:} "$BASH" "$work/trigger" svc --region r --topic "$long_topic" >"$work/out" 2>"$work/err" || status=$?
+if [ "$status" = 0 ] && grep -q "^gcloud|eventarc|triggers|create|svc-pubsub-a" "$CALLS"; then
+  ok "trigger runs with only its runtimeInputs on PATH: $inputs"
+else
+  bad "trigger with only its runtimeInputs on PATH ($inputs): exit $status: $(cat "$work/err")"
+fi
+
 # --- push, then deploy what it recorded -------------------------------------------------------
 : >"$work/image.tar.gz"
 registry=europe-west1-docker.pkg.dev/p/r/my-service
