@@ -322,7 +322,7 @@ fn repeated_abuse_grows_neither_memory_nor_open_descriptors() {
     let settle = || {
         // Closed connections leave the server once it has seen the close.
         std::thread::sleep(Duration::from_millis(200));
-        (wire::rss_kib(pid), wire::fd_count(pid))
+        (support::rss_kib(pid), support::fd_count(pid))
     };
 
     rt.block_on(async {
@@ -339,8 +339,8 @@ fn repeated_abuse_grows_neither_memory_nor_open_descriptors() {
     });
     // On a busy machine the server may take longer than the pause above to see every close:
     // wait for the descriptors to come back (a leak never does), then read the memory.
-    let fds_back = wire::eventually(Duration::from_secs(10), || {
-        wire::fd_count(pid) <= fds_before
+    let fds_back = support::eventually(Duration::from_secs(10), || {
+        support::fd_count(pid) <= fds_before
     });
     let (rss_after, fds_after) = settle();
     eprintln!(
