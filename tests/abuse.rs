@@ -8,7 +8,7 @@ mod wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hyper_cloudrun::routes::MAX_ECHO_BODY;
+use hyper_cloudrun::http::body::MAX_BODY;
 use hyper_cloudrun::server::MAX_HEAD_BYTES;
 #[cfg(target_os = "linux")]
 use support::Process;
@@ -93,7 +93,7 @@ async fn declared_body_over_1_mib_gets_413_before_it_is_sent(addr: SocketAddr) {
     let mut conn = connect(addr).await;
     let head = format!(
         "POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n\r\n",
-        MAX_ECHO_BODY + 1
+        MAX_BODY + 1
     );
     conn.send(head.as_bytes()).await.unwrap();
     // Not a byte of the body is sent: the answer cannot wait for it.
@@ -124,7 +124,7 @@ async fn chunked_body_over_1_mib_gets_413(addr: SocketAddr) {
             .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\r\n")
             .await?;
         let chunk = vec![b'x'; 64 * 1024];
-        for _ in 0..(MAX_ECHO_BODY / chunk.len() + 2) {
+        for _ in 0..(MAX_BODY / chunk.len() + 2) {
             write
                 .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
                 .await?;

@@ -17,6 +17,9 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::{http1, http2};
 use hyper::{HeaderMap, Request, StatusCode};
 use hyper_cloudrun::config::ServerConfig;
+use hyper_cloudrun::http::body::MAX_BODY;
+use hyper_cloudrun::http::budget::{self, Budget};
+use hyper_cloudrun::routes::State;
 use hyper_cloudrun::server::{self, Drain};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
@@ -31,13 +34,22 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// With the body budget the binary would size for this machine.
     pub async fn start(config: ServerConfig) -> Self {
+        let (bytes, _) = budget::from_memory_limit(MAX_BODY);
+        let state = State {
+            budget: Budget::new(bytes),
+        };
+        Self::with_state(config, state).await
+    }
+
+    pub async fn with_state(config: ServerConfig, state: State) -> Self {
         let listener = hyper_cloudrun::listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            server::serve(listener, &config, async {
+            server::serve(listener, &config, state, async {
                 let _ = rx.await;
             })
             .await
