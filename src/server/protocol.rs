@@ -104,6 +104,11 @@ impl Protocols {
         http1
             // Kept per connection instead (see `clock`): hyper's own costs a timer per request.
             .header_read_timeout(None)
+            // The head limit itself: `max_buf_size` alone is not one, since a read may fill the
+            // read buffer's spare capacity, which grows past it (hyper 1.x `proto/h1/io.rs`),
+            // and a whole head that arrives in that read is parsed and served. hyper applies
+            // this limit to chunked trailers too, as h2 applies `max_header_list_size`.
+            .max_header_size(MAX_HEAD_BYTES)
             .max_buf_size(MAX_HEAD_BYTES)
             // Otherwise hyper polls the socket once more between each request head and its
             // response, only to notice a client hanging up, and that read reserves a fresh 8 KiB
