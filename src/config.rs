@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
+use crate::http::body::MAX_BODY;
+use crate::telemetry::LogFormat;
+
 /// Port to listen on; set by Cloud Run.
 pub const ENV_PORT: &str = "PORT";
 /// Log filter: a level (`info`) or `target=level` directives (`info,hyper_cloudrun=debug`).
@@ -60,11 +63,13 @@ pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
 #[derive(Debug, Clone)]
 pub struct Config {
     pub port: u16,
-    pub log_filter: String,
+    /// `RUST_LOG`, parsed ([`parse_log_filter`]).
+    pub log_filter: Targets,
     pub log_format: LogFormat,
+    /// `BODY_BUDGET`; `None`: derived from the container's memory limit at start-up
+    /// (see [`crate::http::budget`]).
+    pub body_budget: Option<usize>,
     pub server: ServerConfig,
-    /// Set when `GOOGLE_CLOUD_PROJECT` is: trace headers then turn into log fields.
-    pub project_id: Option<String>,
 }
 
 /// What the server itself needs; tests build this directly.
@@ -73,8 +78,7 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub header_read_timeout: Duration,
     pub keepalive_timeout: Duration,
-    /// `None`: derived from the container's memory limit at start-up (see `budget`).
-    pub body_budget: Option<usize>,
+    /// Set when `GOOGLE_CLOUD_PROJECT` is: trace headers then turn into log fields.
     pub project_id: Option<String>,
 }
 
@@ -84,16 +88,9 @@ impl Default for ServerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
-            body_budget: None,
             project_id: None,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
 }
 
 /// A configuration error: names the variable and the value, in lowercase, on one line.
@@ -152,8 +149,8 @@ impl Config {
             None => DEFAULT_PORT,
             Some(v) => parse_port(&v)?,
         };
-        let log_filter = get(ENV_LOG_FILTER).unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
-        parse_log_filter(&log_filter)?;
+        let log_filter =
+            parse_log_filter(get(ENV_LOG_FILTER).as_deref().unwrap_or(DEFAULT_LOG_FILTER))?;
         let log_format = match get(ENV_LOG_FORMAT) {
             None => LogFormat::Json,
             Some(v) => match v.to_ascii_lowercase().as_str() {
@@ -197,14 +194,13 @@ impl Config {
             port,
             log_filter,
             log_format,
+            body_budget,
             server: ServerConfig {
                 shutdown_grace,
                 header_read_timeout,
                 keepalive_timeout,
-                body_budget,
-                project_id: project_id.clone(),
+                project_id,
             },
-            project_id,
         })
     }
 
@@ -366,7 +362,7 @@ pub fn parse_budget(value: &str) -> Result<usize, ConfigError> {
         .ok()
         .and_then(|n| n.checked_mul(unit))
         .ok_or_else(bad)?;
-    if bytes < crate::routes::MAX_ECHO_BODY {
+    if bytes < MAX_BODY {
         return Err(bad());
     }
     Ok(bytes)
@@ -434,12 +430,12 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert_eq!(c.port, 8080);
         assert_eq!(c.listen_addr().to_string(), "0.0.0.0:8080");
-        assert_eq!(c.log_filter, "info");
+        assert_eq!(c.log_filter, parse_log_filter("info").unwrap());
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.server.shutdown_grace, Duration::from_secs(8));
         assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
         assert_eq!(c.server.keepalive_timeout, Duration::from_secs(620));
-        assert_eq!(c.project_id, None);
+        assert_eq!(c.server.project_id, None);
     }
 
     #[test]
@@ -494,7 +490,8 @@ mod tests {
             "warn,hyper_cloudrun=debug",
             "hyper_cloudrun::server=trace",
         ] {
-            assert_eq!(parse(&[("RUST_LOG", ok)]).unwrap().log_filter, ok);
+            let c = parse(&[("RUST_LOG", ok)]).unwrap();
+            assert_eq!(c.log_filter, parse_log_filter(ok).unwrap());
         }
         let err = parse(&[("RUST_LOG", "info,hyper=loud")]).unwrap_err();
         assert!(
@@ -519,7 +516,7 @@ mod tests {
             ("info,hyper_cloudrun=debug", Level::DEBUG, Level::TRACE),
         ] {
             let c = parse(&[("RUST_LOG", value)]).unwrap();
-            let filter = parse_log_filter(&c.log_filter).unwrap();
+            let filter = c.log_filter;
             assert!(filter.would_enable("hyper_cloudrun", &on), "{value:?}");
             assert!(!filter.would_enable("hyper_cloudrun", &below), "{value:?}");
         }
@@ -607,7 +604,7 @@ mod tests {
 
     #[test]
     fn body_budget_takes_bytes_or_binary_units_from_one_mebibyte() {
-        assert_eq!(parse(&[]).unwrap().server.body_budget, None);
+        assert_eq!(parse(&[]).unwrap().body_budget, None);
         for (v, bytes) in [
             ("64MiB", 64 << 20),
             ("1 GiB", 1 << 30),
@@ -616,7 +613,7 @@ mod tests {
             (" 3MiB ", 3 << 20),
         ] {
             let c = parse(&[("BODY_BUDGET", v)]).unwrap();
-            assert_eq!(c.server.body_budget, Some(bytes), "{v}");
+            assert_eq!(c.body_budget, Some(bytes), "{v}");
         }
         for bad in [
             "64MB",
@@ -641,7 +638,6 @@ mod tests {
     #[test]
     fn project_id_enables_trace_correlation() {
         let c = parse(&[("GOOGLE_CLOUD_PROJECT", "my-project-123")]).unwrap();
-        assert_eq!(c.project_id.as_deref(), Some("my-project-123"));
         assert_eq!(c.server.project_id.as_deref(), Some("my-project-123"));
         let err = parse(&[("GOOGLE_CLOUD_PROJECT", "a\"b")]).unwrap_err();
         assert!(err.to_string().contains("GOOGLE_CLOUD_PROJECT"));

@@ -1,10 +1,14 @@
-//! The process lifecycle, in order: config → telemetry → signal handlers → bind → serve → exit.
+//! The process lifecycle, in order: config → telemetry → signal handlers → bind → state → serve
+//! → exit.
 
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use hyper_cloudrun::config::{self, Config};
+use hyper_cloudrun::config::Config;
+use hyper_cloudrun::http::body::MAX_BODY;
+use hyper_cloudrun::http::budget::{self, Budget};
+use hyper_cloudrun::routes::State;
 use hyper_cloudrun::server::{self, Drain};
 use hyper_cloudrun::{listener, runtime, shutdown, telemetry};
 use tracing::{Level, error, info, warn};
@@ -27,9 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // Validated by `from_lookup`, so this cannot fail.
-    let filter = config::parse_log_filter(&config.log_filter).unwrap_or_default();
-    telemetry::init(config.log_format, filter);
+    telemetry::init(config.log_format, config.log_filter.clone());
 
     let cpus = runtime::available_cpus();
     let rt = match runtime::build(cpus) {
@@ -54,9 +56,10 @@ fn main() -> ExitCode {
             version = env!("CARGO_PKG_VERSION"),
             "listening"
         );
+        let state = state(&config);
         tokio::select! {
             biased;
-            drain = server::serve(listener, &config.server, first_signal) => match drain {
+            drain = server::serve(listener, &config.server, state, first_signal) => match drain {
                 Drain::Complete { .. } => ExitCode::SUCCESS,
                 Drain::Cut { .. } => ExitCode::from(EXIT_DRAIN_CUT),
             },
@@ -68,6 +71,19 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// What every handler shares ([`State`]): here the body budget, `BODY_BUDGET` or a quarter of
+/// the container's memory limit, logged once.
+fn state(config: &Config) -> State {
+    let (bytes, source) = match config.body_budget {
+        Some(bytes) => (bytes, budget::Source::Environment),
+        None => budget::from_memory_limit(MAX_BODY),
+    };
+    info!(bytes, source = source.as_str(), "request body budget");
+    State {
+        budget: Budget::new(bytes),
+    }
 }
 
 /// Reports a start-up failure once: as an `ERROR` line when the log filter lets one through,

@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -21,7 +20,14 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::LogFormat;
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, the fields Cloud Logging reads.
+    Json,
+    /// For people at a terminal.
+    Text,
+}
 
 /// Where finished lines go. Production writes to stdout; tests collect them.
 pub trait Sink: Send + Sync + 'static {
@@ -265,7 +271,7 @@ impl Visit for FieldWriter<'_> {
 }
 
 /// Appends `s` as a JSON string literal (RFC 8259 §7).
-pub fn write_json_str(out: &mut String, s: &str) {
+fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
@@ -313,28 +319,28 @@ fn write_rfc3339(out: &mut String, secs: u64, micros: u32) {
     );
 }
 
-/// A sink that keeps lines in memory, for tests of what gets logged.
-#[derive(Debug, Clone, Default)]
-pub struct Captured(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Captured {
-    pub fn lines(&self) -> Vec<String> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-}
-
-impl Sink for Captured {
-    fn write_line(&self, line: &str) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(line.to_owned());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tracing::{debug, error, info, info_span, warn};
+
+    /// A sink that keeps lines in memory, for tests of what gets logged.
+    #[derive(Debug, Clone, Default)]
+    pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Captured {
+        pub fn lines(&self) -> Vec<String> {
+            self.0.lock().map(|v| v.clone()).unwrap_or_default()
+        }
+    }
+
+    impl Sink for Captured {
+        fn write_line(&self, line: &str) {
+            if let Ok(mut v) = self.0.lock() {
+                v.push(line.to_owned());
+            }
+        }
+    }
 
     fn capture(format: LogFormat, filter: &str, f: impl FnOnce()) -> Vec<String> {
         let sink = Captured::default();

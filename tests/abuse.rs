@@ -8,7 +8,7 @@ mod wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hyper_cloudrun::routes::MAX_ECHO_BODY;
+use hyper_cloudrun::http::body::MAX_BODY;
 use hyper_cloudrun::server::MAX_HEAD_BYTES;
 #[cfg(target_os = "linux")]
 use support::Process;
@@ -93,7 +93,7 @@ async fn declared_body_over_1_mib_gets_413_before_it_is_sent(addr: SocketAddr) {
     let mut conn = connect(addr).await;
     let head = format!(
         "POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n\r\n",
-        MAX_ECHO_BODY + 1
+        MAX_BODY + 1
     );
     conn.send(head.as_bytes()).await.unwrap();
     // Not a byte of the body is sent: the answer cannot wait for it.
@@ -124,7 +124,7 @@ async fn chunked_body_over_1_mib_gets_413(addr: SocketAddr) {
             .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\r\n")
             .await?;
         let chunk = vec![b'x'; 64 * 1024];
-        for _ in 0..(MAX_ECHO_BODY / chunk.len() + 2) {
+        for _ in 0..(MAX_BODY / chunk.len() + 2) {
             write
                 .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
                 .await?;
@@ -266,6 +266,49 @@ async fn head_over_64_kib_gets_431_or_a_close_and_the_server_keeps_serving() {
     get_root(s.addr).await;
 }
 
+/// How a head arrives decides how hyper's read buffer grows, and a buffer that grows past the
+/// limit in one read could take a whole head over it: refused however it is split.
+#[tokio::test]
+async fn a_head_over_64_kib_is_refused_however_it_arrives() {
+    let s = TestServer::start_default().await;
+    for first in [0, 1, 24, 8 * 1024, 56 * 1024, 60_000, 65_000] {
+        let what = format!("70 KiB head, {first} bytes first");
+        let head = get_with_head_of(REFUSED_HEAD);
+        let mut conn = connect(s.addr).await;
+        // The server may stop reading, and reset, before all of it is written.
+        let _ = conn.send(&head[..first]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = conn.send(&head[first..]).await;
+        match answer(&mut conn, &what).await {
+            Read::Complete(res) => assert_eq!(res.status, 431, "{what}"),
+            Read::Nothing(_) => {}
+            other @ Read::Broken { .. } => panic!("{what}: {other:?}"),
+        }
+    }
+    get_root(s.addr).await;
+}
+
+/// A connection that has read a body has a larger read buffer than a fresh one: a head over the
+/// limit is refused there too, not parsed whole because it fit the buffer.
+#[tokio::test]
+async fn a_head_over_64_kib_is_refused_on_a_connection_that_read_a_body() {
+    let s = TestServer::start_default().await;
+    for (body, head) in [(1_000, REFUSED_HEAD), (300_000, 100 * 1024)] {
+        let what = format!("{head}-byte head after a {body}-byte body");
+        let mut conn = connect(s.addr).await;
+        let echo = wire::request("POST", "/echo", &vec![b'x'; body]);
+        conn.send(&echo).await.unwrap();
+        assert_eq!(complete(&mut conn, &what).await.status, 200, "{what}");
+        let _ = conn.send(&get_with_head_of(head)).await;
+        match answer(&mut conn, &what).await {
+            Read::Complete(res) => assert_eq!(res.status, 431, "{what}"),
+            Read::Nothing(_) => {}
+            other @ Read::Broken { .. } => panic!("{what}: {other:?}"),
+        }
+    }
+    get_root(s.addr).await;
+}
+
 #[tokio::test]
 async fn declared_body_over_1_mib_gets_413_without_being_read() {
     let s = TestServer::start_default().await;
@@ -322,7 +365,7 @@ fn repeated_abuse_grows_neither_memory_nor_open_descriptors() {
     let settle = || {
         // Closed connections leave the server once it has seen the close.
         std::thread::sleep(Duration::from_millis(200));
-        (wire::rss_kib(pid), wire::fd_count(pid))
+        (support::rss_kib(pid), support::fd_count(pid))
     };
 
     rt.block_on(async {
@@ -339,8 +382,8 @@ fn repeated_abuse_grows_neither_memory_nor_open_descriptors() {
     });
     // On a busy machine the server may take longer than the pause above to see every close:
     // wait for the descriptors to come back (a leak never does), then read the memory.
-    let fds_back = wire::eventually(Duration::from_secs(10), || {
-        wire::fd_count(pid) <= fds_before
+    let fds_back = support::eventually(Duration::from_secs(10), || {
+        support::fd_count(pid) <= fds_before
     });
     let (rss_after, fds_after) = settle();
     eprintln!(

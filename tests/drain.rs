@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper_cloudrun::routes::GREETING;
-use support::Process;
-use wire::{Conn, Read, request, runtime};
+use support::{Process, runtime};
+use wire::{Conn, Read, request};
 
 const CLIENTS: usize = 64;
 const GRACE: Duration = Duration::from_secs(5);
@@ -138,7 +138,7 @@ fn keep_alive_clients_under_load_lose_no_response_at_sigterm() {
     // Let every client get going, then signal in the middle of the traffic.
     let started = Instant::now();
     assert!(
-        wire::eventually(Duration::from_secs(10), || {
+        support::eventually(Duration::from_secs(10), || {
             done.load(Ordering::Relaxed) >= 1000 && started.elapsed() > Duration::from_millis(300)
         }),
         "only {} responses in 10 s before the signal",

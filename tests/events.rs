@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::{Request, StatusCode};
 use hyper_cloudrun::config::ServerConfig;
-use hyper_cloudrun::routes::MAX_ECHO_BODY;
+use hyper_cloudrun::http::body::MAX_BODY;
+use hyper_cloudrun::http::budget::Budget;
+use hyper_cloudrun::routes::State;
 use hyper_cloudrun::server::Drain;
 #[cfg(target_os = "linux")]
 use support::Process;
@@ -142,7 +144,7 @@ async fn a_structured_mode_event_is_refused_with_415_saying_eventarc_uses_binary
 async fn an_event_body_over_the_limit_gets_413() {
     let server = TestServer::start_default().await;
     let mut c = http1(server.addr).await;
-    let big = "x".repeat(MAX_ECHO_BODY + 1);
+    let big = "x".repeat(MAX_BODY + 1);
     let r = send1(&mut c, event(&[], &big)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
@@ -255,16 +257,14 @@ async fn each_event_is_logged_once_at_info_with_its_attributes_and_trace() {
 /// upload in progress, an event is answered `503` with `retry-after` (Eventarc retries it).
 #[tokio::test]
 async fn an_event_the_body_budget_cannot_take_gets_503_with_retry_after() {
-    let server = TestServer::start(ServerConfig {
-        body_budget: Some(MAX_ECHO_BODY),
-        ..ServerConfig::default()
-    })
-    .await;
+    let state = State {
+        budget: Budget::new(MAX_BODY),
+    };
+    let server = TestServer::with_state(ServerConfig::default(), state).await;
     // An upload that declares the whole budget and sends only its head.
     let mut held = TcpStream::connect(server.addr).await.unwrap();
     held.write_all(
-        format!("POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: {MAX_ECHO_BODY}\r\n\r\n")
-            .as_bytes(),
+        format!("POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: {MAX_BODY}\r\n\r\n").as_bytes(),
     )
     .await
     .unwrap();

@@ -114,7 +114,7 @@ async fn an_idle_h2c_connection_gets_goaway_after_the_keep_alive_timeout() {
 #[test]
 fn keepalive_timeout_is_read_from_the_environment() {
     let p = Process::start(&[("KEEPALIVE_TIMEOUT", "1s"), ("HEADER_READ_TIMEOUT", "60s")]);
-    let rt = wire::runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         let mut conn = Conn::connect(p.addr()).await.unwrap();
         get_on(&mut conn, "first request").await;

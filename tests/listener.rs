@@ -4,7 +4,7 @@
 // Linux only: this file reads /proc/sys/net/core/somaxconn and raises RLIMIT_NOFILE; a Darwin `nix build` runs the other test files.
 #![cfg(target_os = "linux")]
 
-mod wire;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,7 +17,7 @@ const BURST: usize = 1000;
 
 #[test]
 fn a_burst_of_a_thousand_connections_completes_while_the_server_does_not_accept() {
-    let limit = wire::raise_fd_limit(BURST as u64 + 256);
+    let limit = support::raise_fd_limit(BURST as u64 + 256);
     // The kernel caps the queue at net.core.somaxconn (4096 by default since Linux 5.4).
     let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
@@ -32,7 +32,7 @@ fn a_burst_of_a_thousand_connections_completes_while_the_server_does_not_accept(
         eprintln!("RLIMIT_NOFILE {limit}, somaxconn {somaxconn}: a burst of {burst}");
     }
 
-    let completed = wire::runtime().block_on(async {
+    let completed = support::runtime().block_on(async {
         let server = listener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
         let addr = server.local_addr().unwrap();
         // Nothing accepts: every connection stays in the accept queue. With the 128 that

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use support::{Process, collect, h2c, request};
+use support::{Process, collect, h2c, request, runtime};
 use tokio::io::AsyncWriteExt as _;
-use wire::{Conn, Read, get_root, runtime};
+use wire::{Conn, Read, get_root};
 
 /// Any answer takes longer than this only if the server hangs.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -129,7 +129,7 @@ fn a_burst_of_h2c_uploads_stays_within_the_budget_and_every_request_is_answered(
         get_root(addr).await;
         (ok, busy)
     });
-    let peak = wire::peak_rss_kib(pid);
+    let peak = support::peak_rss_kib(pid);
     eprintln!("{ok} answered 200, {busy} 503; peak RSS {peak} KiB");
     assert_eq!(ok + busy, CONNECTIONS * STREAMS);
     assert!(ok > 0 && busy > 0, "{ok} answered 200, {busy} 503");

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hyper_cloudrun::config::{self, Config, ConfigError};
-use hyper_cloudrun::trace::{TraceContext, parse_traceparent, parse_x_cloud_trace_context};
+use hyper_cloudrun::http::trace::{TraceContext, parse_traceparent, parse_x_cloud_trace_context};
 use proptest::prelude::*;
 
 /// Strings near the valid ones as well as anything at all.
@@ -173,7 +173,8 @@ proptest! {
                     Some(c.port),
                     port.map_or(Some(config::DEFAULT_PORT), |v| port_model(v))
                 );
-                prop_assert_eq!(&c.project_id, &c.server.project_id);
+                let project = env.get(config::ENV_GOOGLE_CLOUD_PROJECT).filter(|v| !v.is_empty());
+                prop_assert_eq!(c.server.project_id.as_ref(), project);
             }
             Err(err) => {
                 let msg = err.to_string();

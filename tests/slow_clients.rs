@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::Process;
+use support::{Process, runtime};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use wire::{Conn, Read, request, runtime};
+use wire::{Conn, Read, request};
 
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How late after the timeout a cut may land on a loaded machine.
@@ -182,7 +182,7 @@ async fn hold_and_measure(
 fn slow_header_and_idle_clients_do_not_slow_others_and_are_cut_at_the_header_timeout() {
     // Each held connection costs one descriptor here and one in the server, which inherits
     // this limit. Where the hard limit is lower than that, hold fewer rather than fail.
-    let limit = wire::raise_fd_limit((SLOW + IDLE) as u64 + 512);
+    let limit = support::raise_fd_limit((SLOW + IDLE) as u64 + 512);
     let room = usize::try_from(limit.saturating_sub(256)).unwrap_or(usize::MAX);
     let (slow, idle) = if room >= SLOW + IDLE {
         (SLOW, IDLE)
@@ -208,7 +208,7 @@ fn slow_header_and_idle_clients_do_not_slow_others_and_are_cut_at_the_header_tim
                 "HEADER_READ_TIMEOUT",
                 &format!("{}ms", header_timeout.as_millis()),
             )]);
-            let fds_before = wire::fd_count(p.child.id());
+            let fds_before = support::fd_count(p.child.id());
             let give_up = header_timeout * 3 + CUT_MARGIN + Duration::from_secs(10);
             let a = rt.block_on(hold_and_measure(
                 p.addr(),
@@ -288,9 +288,10 @@ fn slow_header_and_idle_clients_do_not_slow_others_and_are_cut_at_the_header_tim
     }
 
     assert!(
-        wire::eventually(Duration::from_secs(5), || wire::fd_count(pid) <= fds_before),
+        support::eventually(Duration::from_secs(5), || support::fd_count(pid)
+            <= fds_before),
         "the server holds {} descriptors after every client was cut, {fds_before} before",
-        wire::fd_count(pid)
+        support::fd_count(pid)
     );
 }
 

@@ -3,7 +3,7 @@
 //! `traceparent` wins over the legacy header.
 #![no_main]
 
-use hyper_cloudrun::trace::{TraceContext, parse_traceparent, parse_x_cloud_trace_context};
+use hyper_cloudrun::http::trace::{TraceContext, parse_traceparent, parse_x_cloud_trace_context};
 use libfuzzer_sys::fuzz_target;
 
 fn lower_hex(s: &str, len: usize) -> bool {

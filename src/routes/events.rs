@@ -21,8 +21,9 @@ use hyper::header::{CONTENT_TYPE, HeaderMap};
 use hyper::{Request, Response, StatusCode};
 use tracing::info;
 
-use super::{ResponseBody, closing, read_body, text};
-use crate::budget::Budget;
+use crate::http::body::read_body;
+use crate::http::budget::Budget;
+use crate::http::response::{ResponseBody, closing, text};
 
 /// The attributes CloudEvents 1.0 requires (core spec, "Required Attributes"), as binary-mode
 /// headers, each with the answer when it is missing or empty.

@@ -1,5 +1,7 @@
 //! Shared helpers for the integration tests: an in-process server on `127.0.0.1:0`, real
-//! HTTP/1.1 and h2c clients, and the compiled binary as a child process.
+//! HTTP/1.1 and h2c clients, the compiled binary as a child process and its figures from
+//! `/proc` (resident memory, open descriptors), and the descriptor limit that many-socket tests
+//! raise.
 //!
 //! Every test binary includes this module but uses only part of it.
 #![allow(dead_code)]
@@ -8,13 +10,16 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::{http1, http2};
 use hyper::{HeaderMap, Request, StatusCode};
 use hyper_cloudrun::config::ServerConfig;
+use hyper_cloudrun::http::body::MAX_BODY;
+use hyper_cloudrun::http::budget::{self, Budget};
+use hyper_cloudrun::routes::State;
 use hyper_cloudrun::server::{self, Drain};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
@@ -29,13 +34,22 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// With the body budget the binary would size for this machine.
     pub async fn start(config: ServerConfig) -> Self {
+        let (bytes, _) = budget::from_memory_limit(MAX_BODY);
+        let state = State {
+            budget: Budget::new(bytes),
+        };
+        Self::with_state(config, state).await
+    }
+
+    pub async fn with_state(config: ServerConfig, state: State) -> Self {
         let listener = hyper_cloudrun::listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            server::serve(listener, &config, async {
+            server::serve(listener, &config, state, async {
                 let _ = rx.await;
             })
             .await
@@ -263,4 +277,67 @@ pub fn port_of(line: &str) -> Option<u16> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` towards `want` (children inherit it) and returns
+/// the limit now in force, which is below `want` only if the hard limit is.
+#[cfg(target_os = "linux")]
+pub fn raise_fd_limit(want: u64) -> u64 {
+    rlimit::increase_nofile_limit(want).unwrap_or_else(|e| {
+        eprintln!("cannot raise RLIMIT_NOFILE: {e}");
+        rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+    })
+}
+
+/// `VmRSS` of process `pid`, in KiB, from `/proc/<pid>/status`.
+#[cfg(target_os = "linux")]
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// `VmHWM` (the most resident memory so far) of process `pid`, in KiB.
+#[cfg(target_os = "linux")]
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
+}
+
+#[cfg(target_os = "linux")]
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} line"))
+}
+
+/// How many descriptors process `pid` has open.
+#[cfg(target_os = "linux")]
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc fd")
+        .count()
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A two-worker runtime for tests that drive many clients against the spawned binary.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }

@@ -1,13 +1,12 @@
 //! Raw HTTP/1.1 over a `TcpStream` for the reliability tests, which must see exactly which bytes
-//! came back before a connection ended (a real client hides that), plus the process figures
-//! (resident memory, open descriptors) and the descriptor limit that many-socket tests raise.
+//! came back before a connection ended (a real client hides that).
 //!
 //! Every test binary includes this module but uses only part of it.
 #![allow(dead_code)]
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -227,67 +226,4 @@ pub async fn get_root(addr: SocketAddr) -> RawResponse {
         Ok(other) => panic!("GET / after abuse: {other:?}"),
         Err(_) => panic!("GET / after abuse: no response within 5 s"),
     }
-}
-
-/// Raises this process's soft `RLIMIT_NOFILE` towards `want` (children inherit it) and returns
-/// the limit now in force, which is below `want` only if the hard limit is.
-#[cfg(target_os = "linux")]
-pub fn raise_fd_limit(want: u64) -> u64 {
-    rlimit::increase_nofile_limit(want).unwrap_or_else(|e| {
-        eprintln!("cannot raise RLIMIT_NOFILE: {e}");
-        rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
-    })
-}
-
-/// `VmRSS` of process `pid`, in KiB, from `/proc/<pid>/status`.
-#[cfg(target_os = "linux")]
-pub fn rss_kib(pid: u32) -> u64 {
-    status_kib(pid, "VmRSS")
-}
-
-/// `VmHWM` (the most resident memory so far) of process `pid`, in KiB.
-#[cfg(target_os = "linux")]
-pub fn peak_rss_kib(pid: u32) -> u64 {
-    status_kib(pid, "VmHWM")
-}
-
-#[cfg(target_os = "linux")]
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} line"))
-}
-
-/// How many descriptors process `pid` has open.
-#[cfg(target_os = "linux")]
-pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("/proc fd")
-        .count()
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A two-worker runtime for tests that drive many clients against the spawned binary.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }

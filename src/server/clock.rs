@@ -1,5 +1,6 @@
-//! The header read timeout and the keep-alive idle timeout, kept per connection instead of per
-//! request; and whether a connection ended with an answer (see [`crate::linger`]).
+//! A connection's clock: the header read timeout and the keep-alive idle timeout, kept per
+//! connection instead of per request; and whether an HTTP/1 connection has answered, which
+//! decides its lingering close (see [`super::socket`]).
 //!
 //! hyper's own header timeout (`http1().header_read_timeout`) allocates a timer each time it
 //! starts waiting for a request head, inserts it into tokio's timer wheel, removes it once the
@@ -11,35 +12,30 @@
 //! sporadic 502s. Here a connection keeps one tokio timer, armed for a whole timeout at a time,
 //! and per request only a state word changes:
 //!
-//! - [`HeadClock`] knows what an HTTP/1 connection is waiting for: the first byte of the next
+//! - [`Clock`] knows what an HTTP/1 connection is waiting for: the first byte of the next
 //!   request head (idle, limited by the keep-alive timeout), the rest of a head (limited by the
 //!   header timeout, counted from its first byte), or nothing (a request is being served).
-//!   [`HeadIo`] sees hyper's reads: the first read after a response starts the idle wait, the
+//!   [`Socket`](super::socket::Socket) sees hyper's reads: the first read after a response starts the idle wait, the
 //!   first read that returns bytes ends it. The service marks each request busy
-//!   ([`HeadClock::busy`]) and its response done ([`HeadClock::done`]).
+//!   ([`Clock::busy`]) and its response done ([`Clock::done`]).
 //! - On HTTP/2 there are no heads to time (hyper's timeout never applied to it either); an
 //!   h2c connection is idle when it has read nothing, and after the keep-alive timeout of
 //!   that it is sent GOAWAY (by the caller), so a stream still being served finishes.
-//! - [`HeadDeadline`] resolves when a wait has lasted its limit. Its timer fires at most once
+//! - [`Deadline`] resolves when a wait has lasted its limit. Its timer fires at most once
 //!   per header timeout, early if the wait began later than it was armed for; it is then
 //!   re-armed for the rest. An idle HTTP/1 connection is looked at once per header timeout,
 //!   so a head that starts during a long idle wait is still cut a header timeout after it began.
 
 use std::future::Future;
-use std::io;
-use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-// The state word: a time since `HeadClock::base` in ns, shifted left by two, with the low two
+// The state word: a time since `Clock::base` in ns, shifted left by two, with the low two
 // bits saying what it is: 0 waiting idle since then, 1 waiting for the rest of a head since
 // then, 2 one of the states below (which have no time). Each read tests one or two values.
 /// Low bits of a state that waits idle.
@@ -60,9 +56,9 @@ const ACTIVE: u64 = 12 + 2;
 const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// What a connection is waiting for. Shared by the connection's IO, its service and its
-/// [`HeadDeadline`], all polled by one task.
+/// [`Deadline`], all polled by one task.
 #[derive(Debug)]
-pub struct HeadClock {
+pub struct Clock {
     base: Instant,
     h2: bool,
     state: AtomicU64,
@@ -72,7 +68,7 @@ pub struct HeadClock {
     answered: AtomicBool,
 }
 
-/// What [`HeadClock::wait`] found.
+/// What [`Clock::wait`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
     /// Serving a request, or about to wait.
@@ -85,7 +81,7 @@ enum Wait {
     Active,
 }
 
-impl HeadClock {
+impl Clock {
     /// An HTTP/1 connection whose first bytes have arrived: waiting for the rest of its first
     /// head from now.
     pub fn http1() -> Arc<Self> {
@@ -125,14 +121,14 @@ impl HeadClock {
 
     /// Before each read: a wait begins, or a head's wait gets its start time.
     #[inline]
-    fn before_read(&self) {
+    pub(super) fn before_read(&self) {
         let s = self.state.load(Relaxed);
         if s == DONE || s == HEAD_UNTIMED {
             self.start_wait(s);
         }
     }
 
-    /// Out of line, so that `HeadIo::poll_read` stays small enough for the socket read to be
+    /// Out of line, so that `Socket::poll_read` stays small enough for the socket read to be
     /// inlined into it (callgrind: 60 instructions per request).
     #[inline(never)]
     fn start_wait(&self, s: u64) {
@@ -143,7 +139,7 @@ impl HeadClock {
 
     /// After a read that returned (bytes, or the end): an idle wait is over.
     #[inline]
-    fn after_read(&self) {
+    pub(super) fn after_read(&self) {
         if self.state.load(Relaxed) & KIND == IDLE {
             self.state.store(self.after_idle, Relaxed);
         }
@@ -151,7 +147,7 @@ impl HeadClock {
 
     /// Before each write: hyper writes only answers (ours, `100 Continue`, and its own 400 or
     /// 431 for a head it cannot parse).
-    fn before_write(&self) {
+    pub(super) fn before_write(&self) {
         if !self.h2 {
             self.answered.store(true, Relaxed);
         }
@@ -165,7 +161,7 @@ impl HeadClock {
     /// An HTTP/1 connection that has answered closes with a lingering close: the client may
     /// still be sending (a body we did not read, pipelined requests). One that is idle gets its
     /// end of stream at once and closes its side too, which ends the linger.
-    fn lingers(&self) -> bool {
+    pub(super) fn lingers(&self) -> bool {
         self.answered.load(Relaxed)
     }
 
@@ -186,88 +182,6 @@ impl HeadClock {
     }
 }
 
-/// The connection's socket, telling its [`HeadClock`] about reads and writes; dropped after an
-/// answer, it hands the socket to [`crate::linger`] instead of closing it.
-///
-/// Generic over the socket (only ever a `TcpStream`) because, monomorphised here, tokio's socket
-/// read is inlined into [`HeadIo`]'s (callgrind: 60 instructions per request).
-#[derive(Debug)]
-pub struct HeadIo<T: AsFd> {
-    io: TokioIo<T>,
-    clock: Arc<HeadClock>,
-}
-
-impl<T: AsFd> HeadIo<T> {
-    pub fn new(io: T, clock: Arc<HeadClock>) -> Self {
-        Self {
-            io: TokioIo::new(io),
-            clock,
-        }
-    }
-}
-
-impl<T: AsFd> Drop for HeadIo<T> {
-    fn drop(&mut self) {
-        if self.clock.lingers() {
-            // A second descriptor keeps the socket open once hyper's is closed.
-            if let Ok(fd) = self.io.inner().as_fd().try_clone_to_owned() {
-                crate::linger::spawn(fd);
-            }
-        }
-    }
-}
-
-impl<T: AsFd + AsyncRead + Unpin> Read for HeadIo<T> {
-    #[inline(always)]
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.clock.before_read();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if polled.is_ready() {
-            this.clock.after_read();
-        }
-        polled
-    }
-}
-
-impl<T: AsFd + AsyncWrite + Unpin> Write for HeadIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.clock.before_write();
-        Pin::new(&mut this.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.clock.before_write();
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
-    }
-}
-
 /// Which wait ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expired {
@@ -281,8 +195,8 @@ pub enum Expired {
 
 /// Resolves once the connection has waited too long for a request head, or idled too long.
 #[derive(Debug)]
-pub struct HeadDeadline {
-    clock: Arc<HeadClock>,
+pub struct Deadline {
+    clock: Arc<Clock>,
     header_timeout: Duration,
     keepalive_timeout: Duration,
     /// The furthest out the timer is armed: the shorter limit that applies.
@@ -294,9 +208,9 @@ pub struct HeadDeadline {
     closing: bool,
 }
 
-impl HeadDeadline {
+impl Deadline {
     /// Must be called inside a tokio runtime.
-    pub fn new(clock: Arc<HeadClock>, header_timeout: Duration, keepalive: Duration) -> Self {
+    pub fn new(clock: Arc<Clock>, header_timeout: Duration, keepalive: Duration) -> Self {
         // Any wait may begin right after the timer is armed, so it is never armed further out
         // than the shorter limit that could apply.
         let step = if clock.h2 {
@@ -347,7 +261,7 @@ impl HeadDeadline {
     }
 }
 
-impl Future for HeadDeadline {
+impl Future for Deadline {
     type Output = Expired;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Expired> {
@@ -379,12 +293,12 @@ mod tests {
     const HEAD: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(600);
 
-    fn deadline(clock: &Arc<HeadClock>) -> HeadDeadline {
-        HeadDeadline::new(Arc::clone(clock), HEAD, IDLE)
+    fn deadline(clock: &Arc<Clock>) -> Deadline {
+        Deadline::new(Arc::clone(clock), HEAD, IDLE)
     }
 
     /// A response done, hyper's next read after `idle_for`, and that read's bytes.
-    async fn next_request_after(clock: &HeadClock, idle_for: Duration) {
+    async fn next_request_after(clock: &Clock, idle_for: Duration) {
         clock.done();
         clock.before_read();
         tokio::time::advance(idle_for).await;
@@ -395,14 +309,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_sends_no_whole_head_times_out() {
         let started = Instant::now();
-        let clock = HeadClock::http1();
+        let clock = Clock::http1();
         assert_eq!(deadline(&clock).await, Expired::Head);
         assert_eq!(started.elapsed(), HEAD);
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_deadline_while_a_request_is_served() {
-        let clock = HeadClock::http1();
+        let clock = Clock::http1();
         let mut d = deadline(&clock);
         clock.busy();
         let served = tokio::time::timeout(IDLE * 2, &mut d).await;
@@ -414,7 +328,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_keep_alive_connection_gets_the_keep_alive_timeout() {
-        let clock = HeadClock::http1();
+        let clock = Clock::http1();
         let mut d = deadline(&clock);
         clock.busy();
         tokio::time::advance(Duration::from_secs(4)).await;
@@ -428,7 +342,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_head_started_after_a_long_idle_wait_gets_the_header_timeout_from_its_first_byte() {
-        let clock = HeadClock::http1();
+        let clock = Clock::http1();
         let mut d = deadline(&clock);
         clock.busy();
         next_request_after(&clock, Duration::from_secs(300)).await;
@@ -446,7 +360,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_whole_head_after_an_idle_wait_is_served_without_a_deadline() {
-        let clock = HeadClock::http1();
+        let clock = Clock::http1();
         let mut d = deadline(&clock);
         next_request_after(&clock, Duration::from_secs(500)).await;
         clock.busy();
@@ -455,7 +369,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_h2c_connection_is_idle_after_a_keep_alive_timeout_without_reads() {
-        let clock = HeadClock::h2c();
+        let clock = Clock::h2c();
         let mut d = deadline(&clock);
         // Reads keep it open however long it lives.
         for _ in 0..5 {
@@ -471,7 +385,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_closing_connection_gets_one_more_keep_alive_timeout() {
-        let clock = HeadClock::h2c();
+        let clock = Clock::h2c();
         let mut d = deadline(&clock);
         assert_eq!((&mut d).await, Expired::Idle);
         d.closing();
@@ -482,7 +396,7 @@ mod tests {
 
     #[test]
     fn an_http1_connection_lingers_once_it_has_answered_unless_given_up_on() {
-        let clock = HeadClock::http1();
+        let clock = Clock::http1();
         assert!(!clock.lingers());
         clock.before_read();
         clock.after_read();
@@ -490,7 +404,7 @@ mod tests {
         assert!(clock.lingers());
         clock.give_up();
         assert!(!clock.lingers());
-        let h2 = HeadClock::h2c();
+        let h2 = Clock::h2c();
         h2.before_write();
         assert!(!h2.lingers());
     }

@@ -7,6 +7,32 @@
 
 use std::fmt::Write as _;
 
+use hyper::header::{HeaderMap, HeaderName};
+use tracing::Level;
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_CLOUD_TRACE_CONTEXT: HeaderName = HeaderName::from_static("x-cloud-trace-context");
+
+/// A span whose fields Cloud Logging reads as the request's trace, if its headers carry one. At
+/// ERROR level so it is on whenever any log line is, even under `RUST_LOG=error`.
+pub fn request_span(headers: &HeaderMap, project: &str) -> Option<tracing::Span> {
+    let tc = TraceContext::from_headers(
+        headers.get(TRACEPARENT).map(|v| v.as_bytes()),
+        headers.get(X_CLOUD_TRACE_CONTEXT).map(|v| v.as_bytes()),
+    )?;
+    let span = tracing::span!(
+        Level::ERROR,
+        "request",
+        "logging.googleapis.com/trace" = tc.trace_resource(project),
+        "logging.googleapis.com/spanId" = tracing::field::Empty,
+        "logging.googleapis.com/trace_sampled" = tc.sampled,
+    );
+    if let Some(id) = &tc.span_id {
+        span.record("logging.googleapis.com/spanId", id.as_str());
+    }
+    Some(span)
+}
+
 /// A parsed trace context: 32 lowercase hex digits of trace id, 16 of span id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {

@@ -16,8 +16,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use crate::routes::MAX_ECHO_BODY;
-
 /// Without a cgroup limit: a quarter of 256 MiB, the memory `service.yaml` asks for.
 pub const FALLBACK_BUDGET: usize = 64 * 1024 * 1024;
 /// The budget is this fraction of the memory limit.
@@ -122,27 +120,28 @@ impl Source {
     }
 }
 
-/// The budget for this container: a quarter of its cgroup memory limit, else the fallback.
-pub fn from_memory_limit() -> (usize, Source) {
+/// The budget for this container: a quarter of its cgroup memory limit but at least `floor`
+/// (the largest body, or it could not take one at all), else the fallback.
+pub fn from_memory_limit(floor: usize) -> (usize, Source) {
     let read = |path| std::fs::read_to_string(path).ok();
     derive(
         read(CGROUP_V2_MAX).as_deref(),
         read(CGROUP_V1_LIMIT).as_deref(),
+        floor,
     )
 }
 
 /// [`from_memory_limit`] given the two files' contents.
-fn derive(v2: Option<&str>, v1: Option<&str>) -> (usize, Source) {
+fn derive(v2: Option<&str>, v1: Option<&str>, floor: usize) -> (usize, Source) {
     let limit = v2
         .and_then(|v| v.trim().parse::<u64>().ok())
         .or_else(|| v1.and_then(|v| v.trim().parse::<u64>().ok()))
         .filter(|&bytes| bytes < NO_LIMIT);
     match limit {
-        // Never below one largest body, or `/echo` could not take one at all.
         Some(bytes) => (
             usize::try_from(bytes / SHARE_OF_LIMIT)
                 .unwrap_or(usize::MAX)
-                .max(MAX_ECHO_BODY),
+                .max(floor),
             Source::Cgroup,
         ),
         None => (FALLBACK_BUDGET, Source::Fallback),
@@ -154,6 +153,8 @@ mod tests {
     use super::*;
 
     const MIB: usize = 1024 * 1024;
+    /// The largest body, as `main` passes it.
+    const FLOOR: usize = MIB;
 
     #[test]
     fn reservations_are_refused_past_the_limit_and_given_back_on_drop() {
@@ -175,28 +176,31 @@ mod tests {
     fn the_default_is_a_quarter_of_the_cgroup_limit() {
         // cgroup v2 with a 256 MiB limit (service.yaml), v1 likewise.
         assert_eq!(
-            derive(Some("268435456\n"), None),
+            derive(Some("268435456\n"), None, FLOOR),
             (64 * MIB, Source::Cgroup)
         );
         assert_eq!(
-            derive(None, Some("536870912\n")),
+            derive(None, Some("536870912\n"), FLOOR),
             (128 * MIB, Source::Cgroup)
         );
         // A tiny limit still takes one largest body.
-        assert_eq!(derive(Some("1048576\n"), None), (MIB, Source::Cgroup));
+        assert_eq!(
+            derive(Some("1048576\n"), None, FLOOR),
+            (MIB, Source::Cgroup)
+        );
     }
 
     #[test]
     fn no_cgroup_limit_falls_back_to_a_fixed_figure() {
         let fallback = (FALLBACK_BUDGET, Source::Fallback);
-        assert_eq!(derive(None, None), fallback);
-        assert_eq!(derive(Some("max\n"), None), fallback);
+        assert_eq!(derive(None, None, FLOOR), fallback);
+        assert_eq!(derive(Some("max\n"), None, FLOOR), fallback);
         // v1's "unlimited": i64::MAX rounded down to a page.
-        assert_eq!(derive(None, Some("9223372036854771712\n")), fallback);
+        assert_eq!(derive(None, Some("9223372036854771712\n"), FLOOR), fallback);
         assert_eq!(
-            derive(Some("max\n"), Some("9223372036854771712\n")),
+            derive(Some("max\n"), Some("9223372036854771712\n"), FLOOR),
             fallback
         );
-        assert_eq!(derive(Some("garbage"), None), fallback);
+        assert_eq!(derive(Some("garbage"), None, FLOOR), fallback);
     }
 }

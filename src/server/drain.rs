@@ -1,5 +1,6 @@
-//! Graceful shutdown: tells every open connection that the server is stopping, and waits until
-//! they have all closed.
+//! The drain after the shutdown signal: every open connection is told that the server is
+//! stopping ([`Connections::stop`], which each connection's [`Watch`] sees), and the server waits
+//! for them to close, within the grace ([`drain`]).
 //!
 //! hyper-util's `GracefulShutdown` does the same with a `tokio::sync::watch` channel whose
 //! `changed()` future each connection polls on every wake-up, and that poll takes a mutex every
@@ -12,12 +13,56 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tracing::{info, warn};
 
-/// The server's side: hands out a [`Watch`] per connection, then stops them all.
+/// How the drain after the shutdown signal ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Every connection finished within the grace. `connections` were open at the signal
+    /// (those that had not sent a byte yet are among them, and closed at once).
+    Complete { connections: usize },
+    /// The grace ran out; this many connections were still open and are cut.
+    Cut { connections: usize },
+}
+
+/// Tells every connection to finish, and waits up to `grace` for them to close; logs how many
+/// were open and how it ended.
+pub async fn drain(connections: &Connections, grace: Duration) -> Drain {
+    connections.stop();
+    let open = connections.open();
+    info!(connections = open, grace_ms = millis(grace), "draining");
+    let started = Instant::now();
+    match tokio::time::timeout(grace, connections.closed()).await {
+        Ok(()) => {
+            info!(
+                connections = open,
+                elapsed_ms = millis(started.elapsed()),
+                "drained"
+            );
+            Drain::Complete { connections: open }
+        }
+        Err(_) => {
+            let cut = connections.open();
+            warn!(
+                connections = cut,
+                grace_ms = millis(grace),
+                "grace expired, cutting connections"
+            );
+            Drain::Cut { connections: cut }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// The open connections: hands out a [`Watch`] per connection, counts them, and stops them all.
 #[derive(Debug, Default)]
-pub struct Graceful {
+pub struct Connections {
     shared: Arc<Shared>,
 }
 
@@ -25,7 +70,7 @@ pub struct Graceful {
 struct Shared {
     stopping: AtomicBool,
     conns: Mutex<Conns>,
-    /// Notified when the last [`Watch`] is dropped after [`Graceful::stop`].
+    /// Notified when the last [`Watch`] is dropped after [`Connections::stop`].
     all_closed: Notify,
 }
 
@@ -53,7 +98,7 @@ impl Shared {
     }
 }
 
-impl Graceful {
+impl Connections {
     pub fn new() -> Self {
         Self::default()
     }
@@ -168,16 +213,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_resolves_at_stop_and_not_before() {
-        let graceful = Arc::new(Graceful::new());
-        let mut watch = graceful.watch();
+        let connections = Arc::new(Connections::new());
+        let mut watch = connections.watch();
         assert!(tokio::time::timeout(SOON, &mut watch).await.is_err());
         // Polled again by the same task (the waker stored at the first poll), stopped meanwhile
         // from another task.
         let stopper = tokio::spawn({
-            let graceful = Arc::clone(&graceful);
+            let connections = Arc::clone(&connections);
             async move {
                 tokio::time::sleep(SOON).await;
-                graceful.stop();
+                connections.stop();
             }
         });
         // Not `timeout`: it polls the inner future first, so a watch never woken would still
@@ -192,55 +237,59 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_taken_or_first_polled_after_stop_is_ready() {
-        let graceful = Graceful::new();
-        let before = graceful.watch();
-        graceful.stop();
+        let connections = Connections::new();
+        let before = connections.watch();
+        connections.stop();
         tokio::time::timeout(SOON, before).await.unwrap();
-        tokio::time::timeout(SOON, graceful.watch()).await.unwrap();
+        tokio::time::timeout(SOON, connections.watch())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn a_watch_moved_to_another_task_is_still_woken() {
-        let graceful = Graceful::new();
-        let mut watch = graceful.watch();
+        let connections = Connections::new();
+        let mut watch = connections.watch();
         // Registers this task's waker, then moves to a new task with another waker.
         assert!(tokio::time::timeout(SOON, &mut watch).await.is_err());
         let waiter = tokio::spawn(watch);
         tokio::task::yield_now().await;
-        graceful.stop();
+        connections.stop();
         tokio::time::timeout(SOON, waiter).await.unwrap().unwrap();
     }
 
     #[tokio::test]
     async fn closed_waits_for_the_last_connection() {
-        let graceful = Arc::new(Graceful::new());
-        let (a, b) = (graceful.watch(), graceful.watch());
-        assert_eq!(graceful.open(), 2);
-        graceful.stop();
+        let connections = Arc::new(Connections::new());
+        let (a, b) = (connections.watch(), connections.watch());
+        assert_eq!(connections.open(), 2);
+        connections.stop();
         drop(a);
-        assert_eq!(graceful.open(), 1);
+        assert_eq!(connections.open(), 1);
         let waiting = tokio::spawn({
-            let graceful = Arc::clone(&graceful);
-            async move { graceful.closed().await }
+            let connections = Arc::clone(&connections);
+            async move { connections.closed().await }
         });
         tokio::time::sleep(SOON).await;
         assert!(!waiting.is_finished(), "closed with a connection open");
         drop(b);
         tokio::time::timeout(SOON, waiting).await.unwrap().unwrap();
-        assert_eq!(graceful.open(), 0);
+        assert_eq!(connections.open(), 0);
     }
 
     #[tokio::test]
     async fn slots_of_closed_connections_are_reused() {
-        let graceful = Graceful::new();
+        let connections = Connections::new();
         for _ in 0..1000 {
-            let watch = graceful.watch();
+            let watch = connections.watch();
             drop(watch);
         }
-        let held: Vec<_> = (0..3).map(|_| graceful.watch()).collect();
-        assert_eq!(graceful.shared.conns().wakers.len(), 3);
+        let held: Vec<_> = (0..3).map(|_| connections.watch()).collect();
+        assert_eq!(connections.shared.conns().wakers.len(), 3);
         drop(held);
-        assert_eq!(graceful.open(), 0);
-        tokio::time::timeout(SOON, graceful.closed()).await.unwrap();
+        assert_eq!(connections.open(), 0);
+        tokio::time::timeout(SOON, connections.closed())
+            .await
+            .unwrap();
     }
 }

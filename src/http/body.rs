@@ -1,0 +1,128 @@
+//! Request bodies: read whole, under one size limit for every body, and under the budget that
+//! all bodies in memory share.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::Body;
+use hyper::header::{CONTENT_LENGTH, HeaderValue, RETRY_AFTER};
+use hyper::{Request, Response, StatusCode};
+
+use super::budget::{Budget, Reservation};
+use super::response::{ResponseBody, closing, text};
+
+/// The largest request body any handler reads ([`read_body`]). The HTTP/2 receive windows are
+/// this size too (see `server::protocol`), and the body budget is never smaller.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The first reservation of a body of unknown length.
+const FIRST_STEP: usize = 64 * 1024;
+
+const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
+
+/// Reads a whole request body of at most [`MAX_BODY`] bytes, for the handlers that need it at
+/// once; `Err` is the answer to give instead. A declared length over the limit is refused
+/// before a byte is read; an undeclared (chunked) one is cut at the limit. Either way the rest
+/// is never buffered, and the answer says `connection: close` ([`closing`]).
+///
+/// The body's bytes are reserved in `budget` before they are read (see [`super::budget`]), and
+/// stay reserved as long as the returned [`RequestBody`] lives. When the budget cannot take
+/// them the answer is `503` at once.
+pub async fn read_body<B>(
+    req: Request<B>,
+    budget: &Arc<Budget>,
+) -> Result<(hyper::http::request::Parts, RequestBody), Response<ResponseBody>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let version = req.version();
+    let declared = match declared {
+        Some(n) if n > MAX_BODY as u64 => return Err(closing(version, too_large())),
+        Some(n) => Some(n as usize),
+        None => None,
+    };
+    // A streamed body reserves a first step, and twice as much each time it outgrows it.
+    let Some(mut held) = budget.reserve(declared.unwrap_or(FIRST_STEP)) else {
+        return Err(closing(version, busy()));
+    };
+    let (parts, body) = req.into_parts();
+    let mut body = std::pin::pin!(body);
+    let mut buf = Vec::with_capacity(held.bytes());
+    loop {
+        let data = match body.as_mut().frame().await {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_trailers) => continue,
+            },
+            // The client broke the body off (reset, bad chunk): nobody may read this, but
+            // answer.
+            Some(Err(_)) => {
+                let bad = text(StatusCode::BAD_REQUEST, "bad request body\n");
+                return Err(closing(version, bad));
+            }
+        };
+        let len = buf.len() + data.len();
+        if len > MAX_BODY {
+            return Err(closing(version, too_large()));
+        }
+        if len > held.bytes() {
+            if !held.grow_to(len.max(held.bytes() * 2).min(MAX_BODY)) {
+                return Err(closing(version, busy()));
+            }
+            buf.reserve_exact(held.bytes() - buf.len());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((
+        parts,
+        RequestBody {
+            bytes: buf,
+            _held: held,
+        },
+    ))
+}
+
+/// A request body read whole ([`read_body`]), holding its share of the body budget until it is
+/// dropped: an echoed one once hyper has sent the last slice of it.
+#[derive(Debug)]
+pub struct RequestBody {
+    bytes: Vec<u8>,
+    _held: Reservation,
+}
+
+impl std::ops::Deref for RequestBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl AsRef<[u8]> for RequestBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// RFC 9110 §15.6.4: 503 with `retry-after` (§10.2.3) says the refusal is temporary. One
+/// second: bodies are answered in milliseconds, so by then the budget has room again.
+fn busy() -> Response<ResponseBody> {
+    let mut res = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many request bodies in memory, retry shortly\n",
+    );
+    res.headers_mut().insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
+    res
+}
+
+fn too_large() -> Response<ResponseBody> {
+    text(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB\n")
+}
