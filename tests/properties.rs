@@ -118,16 +118,26 @@ proptest! {
     fn durations_round_trip_in_seconds_and_milliseconds(n in any::<u64>(), unit in "(|s|ms)") {
         let want = if unit == "ms" { Duration::from_millis(n) } else { Duration::from_secs(n) };
         let got = config::parse_duration(config::ENV_SHUTDOWN_GRACE, &format!(" {n}{unit} "));
-        prop_assert_eq!(got, Ok(want));
+        if want <= config::MAX_DURATION {
+            prop_assert_eq!(got, Ok(want));
+        } else {
+            let err = got.unwrap_err();
+            one_line_naming(&err, config::ENV_SHUTDOWN_GRACE)?;
+            prop_assert!(err.to_string().contains("at most a day"), "{}", err);
+        }
     }
 
     #[test]
     fn a_duration_is_digits_and_a_unit_or_an_error_naming_the_variable(s in value()) {
         let t = s.trim();
         let digits = t.strip_suffix("ms").or_else(|| t.strip_suffix('s')).unwrap_or(t);
+        let millis = t.ends_with("ms");
         let well_formed = !digits.is_empty()
             && digits.bytes().all(|b| b.is_ascii_digit())
-            && digits.parse::<u64>().is_ok();
+            && digits.parse::<u64>().is_ok_and(|n| {
+                let d = if millis { Duration::from_millis(n) } else { Duration::from_secs(n) };
+                d <= config::MAX_DURATION
+            });
         match config::parse_duration(config::ENV_HEADER_READ_TIMEOUT, &s) {
             Ok(_) => prop_assert!(well_formed, "accepted {:?}", s),
             Err(err) => {
@@ -167,7 +177,15 @@ proptest! {
         match Config::from_lookup(|k| env.get(k).cloned()) {
             Ok(c) => {
                 prop_assert!(c.server.shutdown_grace <= config::MAX_SHUTDOWN_GRACE);
-                prop_assert!(!c.server.header_read_timeout.is_zero());
+                for d in [
+                    c.server.header_read_timeout,
+                    c.server.keepalive_timeout,
+                    c.server.body_read_timeout,
+                    c.server.send_timeout,
+                ] {
+                    prop_assert!(!d.is_zero() && d <= config::MAX_DURATION, "{:?}", d);
+                }
+                prop_assert!(c.body_budget.is_none_or(|b| b <= config::MAX_BODY_BUDGET));
                 let port = env.get(config::ENV_PORT).filter(|v| !v.is_empty());
                 prop_assert_eq!(
                     Some(c.port),
