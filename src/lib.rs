@@ -5,6 +5,7 @@
 //! - [`telemetry`]: one JSON object per line for Cloud Logging, or plain text.
 //! - [`http`]: the primitives: request bodies under one limit and the body budget, the response
 //!   body and helpers, trace context.
+//! - [`pubsub`]: the Pub/Sub push envelope `/events` accepts, read by a small JSON scanner.
 //! - [`config`]: environment variables, validated before the port opens.
 //! - [`routes`]: the route table, a `match` on path then method, and one file per handler.
 //! - [`respond`]: one request, whatever carried it: trace span, panic → 500, `HEAD`, access line.
@@ -18,6 +19,7 @@ mod allocator;
 pub mod config;
 pub mod http;
 pub mod listener;
+pub mod pubsub;
 pub mod respond;
 pub mod routes;
 pub mod runtime;

@@ -5,7 +5,7 @@
 //! | `GET/HEAD /`   | 200 greeting                                                 |
 //! | `GET/HEAD /health` | 200 `ok`, `cache-control: no-store` (Cloud Run's probes), see [`health`] |
 //! | `POST /echo`   | 200 with the request body and content type; 413 over 1 MiB; 503 when the body budget is spent, see [`echo`] |
-//! | `POST /events` | 204 for an Eventarc delivery (CloudEvents binary mode), see [`events`] |
+//! | `POST /events` | 204 for an Eventarc delivery (CloudEvents binary mode) or a Pub/Sub push, see [`events`] |
 //! | other method   | 405 with `Allow`                                             |
 //! | other path     | 404                                                          |
 //!

@@ -19,19 +19,35 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// The first reservation of a body of unknown length.
 const FIRST_STEP: usize = 64 * 1024;
 
+/// How large a body [`read_body`] takes, and what the `413` past it says.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub bytes: usize,
+    pub too_large: &'static str,
+}
+
+/// [`MAX_BODY`], which every handler but `/events` reads under.
+pub const BODY_LIMIT: Limit = Limit {
+    bytes: MAX_BODY,
+    too_large: "request body over 1 MiB\n",
+};
+
 const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 
-/// Reads a whole request body of at most [`MAX_BODY`] bytes, for the handlers that need it at
-/// once; `Err` is the answer to give instead. A declared length over the limit is refused
-/// before a byte is read; an undeclared (chunked) one is cut at the limit. Either way the rest
-/// is never buffered, and the answer says `connection: close` ([`closing`]).
+/// Reads a whole request body of at most `limit` bytes (usually [`BODY_LIMIT`]), for the
+/// handlers that need it at once; `Err` is the answer to give instead. A declared length over
+/// the limit is refused before a byte is read; an undeclared (chunked) one is cut at the limit.
+/// Either way the rest is never buffered, and the answer says `connection: close`
+/// ([`closing`]).
 ///
 /// The body's bytes are reserved in `budget` before they are read (see [`super::budget`]), and
 /// stay reserved as long as the returned [`RequestBody`] lives. When the budget cannot take
-/// them the answer is `503` at once.
+/// them the answer is `503` at once; when the whole budget could not, `413`, since a retry
+/// cannot succeed either.
 pub async fn read_body<B>(
     req: Request<B>,
     budget: &Arc<Budget>,
+    limit: Limit,
 ) -> Result<(hyper::http::request::Parts, RequestBody), Response<ResponseBody>>
 where
     B: Body<Data = Bytes>,
@@ -43,13 +59,22 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let version = req.version();
+    let max = limit.bytes.min(budget.limit());
+    let too_large = || {
+        let why = if max < limit.bytes {
+            "request body larger than all of BODY_BUDGET\n"
+        } else {
+            limit.too_large
+        };
+        closing(version, text(StatusCode::PAYLOAD_TOO_LARGE, why))
+    };
     let declared = match declared {
-        Some(n) if n > MAX_BODY as u64 => return Err(closing(version, too_large())),
+        Some(n) if n > max as u64 => return Err(too_large()),
         Some(n) => Some(n as usize),
         None => None,
     };
     // A streamed body reserves a first step, and twice as much each time it outgrows it.
-    let Some(mut held) = budget.reserve(declared.unwrap_or(FIRST_STEP)) else {
+    let Some(mut held) = budget.reserve(declared.unwrap_or(FIRST_STEP.min(max))) else {
         return Err(closing(version, busy()));
     };
     let (parts, body) = req.into_parts();
@@ -70,11 +95,11 @@ where
             }
         };
         let len = buf.len() + data.len();
-        if len > MAX_BODY {
-            return Err(closing(version, too_large()));
+        if len > max {
+            return Err(too_large());
         }
         if len > held.bytes() {
-            if !held.grow_to(len.max(held.bytes() * 2).min(MAX_BODY)) {
+            if !held.grow_to(len.max(held.bytes() * 2).min(max)) {
                 return Err(closing(version, busy()));
             }
             buf.reserve_exact(held.bytes() - buf.len());
@@ -121,8 +146,4 @@ fn busy() -> Response<ResponseBody> {
     );
     res.headers_mut().insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
     res
-}
-
-fn too_large() -> Response<ResponseBody> {
-    text(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB\n")
 }

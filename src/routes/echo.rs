@@ -7,7 +7,7 @@ use hyper::body::Body;
 use hyper::header::CONTENT_TYPE;
 use hyper::{Request, Response};
 
-use crate::http::body::read_body;
+use crate::http::body::{BODY_LIMIT, read_body};
 use crate::http::budget::Budget;
 use crate::http::response::ResponseBody;
 
@@ -18,7 +18,7 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    match read_body(req, &budget).await {
+    match read_body(req, &budget, BODY_LIMIT).await {
         Ok((parts, body)) => {
             let mut res = Response::new(ResponseBody::new(Bytes::from_owner(body)));
             if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
