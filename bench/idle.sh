@@ -35,8 +35,8 @@ rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 echo "$(basename "$bin"), $n connections each ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs)"
 printf '%-8s %12s %12s %16s\n' kind "RSS before" "RSS with N" "per connection"
 for kind in silent get echo h2c; do
-  # A budget that takes a 64 KiB echo at a time whatever the machine's memory limit.
-  PORT=0 KEEPALIVE_TIMEOUT=600s "$bin" >"$work/log" &
+  # A cap above N whatever the machine's memory limit, so that no idle connection is closed.
+  PORT=0 KEEPALIVE_TIMEOUT=600s MAX_CONNECTIONS=$((n + 16)) "$bin" >"$work/log" &
   server=$!
   for _ in $(seq 100); do
     grep -q '"listening"' "$work/log" 2>/dev/null && break

@@ -20,6 +20,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Body;
@@ -42,6 +43,9 @@ pub struct State {
     /// The bytes request bodies may hold in memory, all connections together
     /// ([`crate::http::body::read_body`]).
     pub budget: Arc<Budget>,
+    /// How long a request body may send nothing before it is answered `408`
+    /// (`BODY_READ_TIMEOUT`).
+    pub body_read_timeout: Duration,
 }
 
 /// What a route gives the server for one request.
@@ -96,11 +100,11 @@ where
             _ => Now(not_allowed(&mut req, ALLOW_GET_HEAD)),
         },
         "/echo" => match *req.method() {
-            Method::POST => later(echo::echo(req, Arc::clone(&state.budget))),
+            Method::POST => later(echo::echo(req, state.clone())),
             _ => Now(not_allowed(&mut req, ALLOW_POST)),
         },
         "/events" => match *req.method() {
-            Method::POST => later(events::receive(req, Arc::clone(&state.budget))),
+            Method::POST => later(events::receive(req, state.clone())),
             _ => Now(not_allowed(&mut req, ALLOW_POST)),
         },
         _ => Now(reply(&mut req, StatusCode::NOT_FOUND, "not found\n")),

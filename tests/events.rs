@@ -275,20 +275,22 @@ async fn each_event_is_logged_once_at_info_with_its_attributes_and_trace() {
 }
 
 /// Events read their data under the same memory budget as `/echo`: with the budget spent by an
-/// upload in progress, an event is answered `503` with `retry-after` (Eventarc retries it).
+/// upload in progress, an event is answered `503` with `retry-after` (the sender retries it).
 #[tokio::test]
 async fn an_event_the_body_budget_cannot_take_gets_503_with_retry_after() {
+    let config = ServerConfig::default();
     let state = State {
         budget: Budget::new(MAX_BODY),
+        body_read_timeout: config.body_read_timeout,
     };
-    let server = TestServer::with_state(ServerConfig::default(), state).await;
-    // An upload that declares the whole budget and sends only its head.
+    let server = TestServer::with_state(config, state).await;
+    // An upload that sends all but a byte of the whole budget, and stops.
     let mut held = TcpStream::connect(server.addr).await.unwrap();
-    held.write_all(
-        format!("POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: {MAX_BODY}\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    let mut upload =
+        format!("POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: {MAX_BODY}\r\n\r\n")
+            .into_bytes();
+    upload.resize(upload.len() + MAX_BODY - 1, b'x');
+    held.write_all(&upload).await.unwrap();
     // The event may get there before the server has read the upload's head: then it is
     // accepted, and sent again.
     let refused = tokio::time::timeout(Duration::from_secs(10), async {

@@ -2,6 +2,7 @@
 //! all bodies in memory share.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
@@ -15,9 +16,6 @@ use super::response::{ResponseBody, closing, text};
 /// The largest request body any handler reads ([`read_body`]). The HTTP/2 receive windows are
 /// this size too (see `server::protocol`), and the body budget is never smaller.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// The first reservation of a body of unknown length.
-const FIRST_STEP: usize = 64 * 1024;
 
 /// How large a body [`read_body`] takes, and what the `413` past it says.
 #[derive(Debug, Clone, Copy)]
@@ -40,14 +38,17 @@ const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 /// Either way the rest is never buffered, and the answer says `connection: close`
 /// ([`closing`]).
 ///
-/// The body's bytes are reserved in `budget` before they are read (see [`super::budget`]), and
-/// stay reserved as long as the returned [`RequestBody`] lives. When the budget cannot take
-/// them the answer is `503` at once; when the whole budget could not, `413`, since a retry
-/// cannot succeed either.
+/// The body takes from `budget` as its bytes arrive (see [`super::budget`]), and holds them as
+/// long as the returned [`RequestBody`] lives: a client holds at most twice what it has sent
+/// (the buffer's capacity, which doubles), not what it declared. A body the budget cannot take
+/// more of is answered `503` (at once when its declared length does not fit what is left);
+/// one larger than the whole budget `413`, since a retry cannot succeed either. A body that
+/// sends nothing for `read_timeout` is answered `408`, and what it held is given back.
 pub async fn read_body<B>(
     req: Request<B>,
     budget: &Arc<Budget>,
     limit: Limit,
+    read_timeout: Duration,
 ) -> Result<(hyper::http::request::Parts, RequestBody), Response<ResponseBody>>
 where
     B: Body<Data = Bytes>,
@@ -73,15 +74,21 @@ where
         Some(n) => Some(n as usize),
         None => None,
     };
-    // A streamed body reserves a first step, and twice as much each time it outgrows it.
-    let Some(mut held) = budget.reserve(declared.unwrap_or(FIRST_STEP.min(max))) else {
+    // Nothing is taken before bytes arrive, but a body with no room left for it now is refused
+    // at once rather than read until the room runs out.
+    if declared.is_some_and(|n| n > budget.limit().saturating_sub(budget.held())) {
         return Err(closing(version, busy()));
-    };
+    }
+    let mut held = budget.empty();
     let (parts, body) = req.into_parts();
     let mut body = std::pin::pin!(body);
-    let mut buf = Vec::with_capacity(held.bytes());
+    let mut buf = Vec::new();
     loop {
-        let data = match body.as_mut().frame().await {
+        let Ok(frame) = tokio::time::timeout(read_timeout, body.as_mut().frame()).await else {
+            let stalled = text(StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
+            return Err(closing(version, stalled));
+        };
+        let data = match frame {
             None => break,
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
@@ -98,11 +105,15 @@ where
         if len > max {
             return Err(too_large());
         }
-        if len > held.bytes() {
-            if !held.grow_to(len.max(held.bytes() * 2).min(max)) {
+        if len > buf.capacity() {
+            // The buffer doubles, up to the declared length, and the budget holds its capacity.
+            let capacity = len
+                .max(buf.capacity() * 2)
+                .min(declared.unwrap_or(max).max(len));
+            if !held.grow_to(capacity) {
                 return Err(closing(version, busy()));
             }
-            buf.reserve_exact(held.bytes() - buf.len());
+            buf.reserve_exact(capacity - buf.len());
         }
         buf.extend_from_slice(&data);
     }

@@ -16,8 +16,6 @@
 //! the push envelope, through Eventarc too; a Cloud Storage event as the object's metadata). Put
 //! it in [`receive`], where the comment says.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use hyper::body::Body;
 use hyper::header::{CONTENT_TYPE, HeaderMap};
@@ -25,9 +23,9 @@ use hyper::{Request, Response, StatusCode};
 use tracing::{error, info, warn};
 
 use crate::http::body::{Limit, read_body};
-use crate::http::budget::Budget;
 use crate::http::response::{ResponseBody, closing, text};
 use crate::pubsub::{self, Refused};
+use crate::routes::State;
 
 /// The largest event body taken. Pub/Sub takes messages of up to 10 MB
 /// (<https://cloud.google.com/pubsub/quotas#resource_limits>) and pushes them as base64 in the
@@ -60,7 +58,7 @@ const STRUCTURED: &str = "application/cloudevents";
 /// Receives one event: `204` once it is valid and its data is read, under the body budget and
 /// [`MAX_EVENT_BODY`] ([`read_body`]). With `ce-*` headers it is a binary-mode CloudEvent;
 /// without, a Pub/Sub push envelope.
-pub async fn receive<B>(req: Request<B>, budget: Arc<Budget>) -> Response<ResponseBody>
+pub async fn receive<B>(req: Request<B>, state: State) -> Response<ResponseBody>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -78,14 +76,15 @@ where
         return closing(req.version(), text(status, why));
     }
     let id = attribute(req.headers(), "ce-id").map(str::to_owned);
-    let (parts, data) = match read_body(req, &budget, EVENT_LIMIT).await {
-        Ok(read) => read,
-        Err(res) => {
-            let why = std::str::from_utf8(res.body().bytes()).unwrap_or("");
-            refused(id.as_deref(), res.status(), why);
-            return res;
-        }
-    };
+    let (parts, data) =
+        match read_body(req, &state.budget, EVENT_LIMIT, state.body_read_timeout).await {
+            Ok(read) => read,
+            Err(res) => {
+                let why = std::str::from_utf8(res.body().bytes()).unwrap_or("");
+                refused(id.as_deref(), res.status(), why);
+                return res;
+            }
+        };
     let h = &parts.headers;
     if binary {
         // `check` made sure these are present and visible ASCII.

@@ -36,9 +36,11 @@ pub struct TestServer {
 impl TestServer {
     /// With the body budget the binary would size for this machine.
     pub async fn start(config: ServerConfig) -> Self {
-        let (bytes, _) = budget::from_memory_limit(MAX_BODY);
+        let memory_limit = hyper_cloudrun::cgroup::memory_limit();
+        let (bytes, _) = budget::size(None, memory_limit, MAX_BODY);
         let state = State {
             budget: Budget::new(bytes),
+            body_read_timeout: config.body_read_timeout,
         };
         Self::with_state(config, state).await
     }
