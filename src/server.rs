@@ -97,8 +97,23 @@ where
             break;
         }
     }
-    // Stop accepting first: new connections are refused while in-flight ones finish.
-    drop(listener);
+    // Connections that finished their handshake before the signal are the server's too:
+    // accepted, so that they are counted and closed cleanly, not reset with the listening
+    // socket. Straight from the socket, until it has none: tokio's readiness may not know of
+    // the last ones yet.
+    if let Ok(listener) = listener.into_std() {
+        while let Ok((stream, peer)) = listener.accept() {
+            if let Some(stream) = stream
+                .set_nonblocking(true)
+                .ok()
+                .and_then(|()| TcpStream::from_std(stream).ok())
+            {
+                spawn(stream, peer, &shared, &connections);
+            }
+        }
+        // Stop accepting first: new connections are refused while in-flight ones finish.
+        drop(listener);
+    }
     drain::drain(&connections, config.shutdown_grace).await
 }
 

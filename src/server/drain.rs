@@ -35,8 +35,9 @@ pub enum Drain {
 /// Tells every connection to finish, and waits up to `grace` for them to close; logs how many
 /// were open and how it ended.
 pub async fn drain(connections: &Connections, grace: Duration) -> Drain {
-    connections.stop();
+    // Counted first: once told, connections that have sent nothing close at once.
     let open = connections.open();
+    connections.stop();
     info!(connections = open, grace_ms = millis(grace), "draining");
     let started = Instant::now();
     match tokio::time::timeout(grace, connections.closed()).await {
