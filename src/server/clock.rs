@@ -494,6 +494,42 @@ mod tests {
         assert_eq!(told.elapsed(), IDLE);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn writes_blocked_for_the_send_timeout_expire_the_connection() {
+        const SEND: Duration = Duration::from_secs(30);
+        let clock = http1_clock();
+        let mut d = Deadline::new(Arc::clone(&clock), HEAD, IDLE, SEND);
+        clock.busy();
+        clock.done();
+        clock.write_blocked();
+        let blocked = Instant::now();
+        // A write that goes through in between starts the count again.
+        tokio::time::advance(SEND / 2).await;
+        clock.write_unblocked();
+        clock.write_blocked();
+        let again = Instant::now();
+        assert_eq!((&mut d).await, Expired::Send);
+        assert!(again.elapsed() >= SEND && again.elapsed() <= SEND + HEAD);
+        assert!(blocked.elapsed() > SEND);
+    }
+
+    #[test]
+    fn a_connection_is_idle_before_its_first_byte_and_between_requests_only() {
+        let clock = Clock::opening();
+        assert_eq!(clock.idle_since(), None, "not looked at yet");
+        clock.waiting_for_first_byte();
+        assert!(clock.idle_since().is_some());
+        clock.http1();
+        assert_eq!(clock.idle_since(), None, "a head is coming");
+        clock.busy();
+        assert_eq!(clock.idle_since(), None);
+        clock.done();
+        clock.before_read();
+        assert!(clock.idle_since().is_some(), "waiting for the next head");
+        clock.after_read();
+        assert_eq!(clock.idle_since(), None);
+    }
+
     #[test]
     fn an_http1_connection_lingers_once_it_has_answered_unless_given_up_on() {
         let clock = http1_clock();

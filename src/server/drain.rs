@@ -153,7 +153,7 @@ impl Connections {
     /// request, and returns how many it found. Each closes as at shutdown: an idle HTTP/1
     /// connection at once, an h2c one with GOAWAY.
     pub fn close_idle(&self, n: usize) -> usize {
-        let wakers: Vec<Waker> = {
+        let (found, wakers): (usize, Vec<Waker>) = {
             let mut conns = self.shared.conns();
             let mut idle: Vec<(tokio::time::Instant, usize)> = conns
                 .clocks
@@ -169,16 +169,18 @@ impl Connections {
                 idle.truncate(n);
             }
             conns.closing += idle.len();
-            idle.iter()
+            let wakers = idle
+                .iter()
                 .filter_map(|&(_, slot)| {
                     if let Some(clock) = &conns.clocks[slot] {
                         clock.close();
                     }
+                    // A connection that has not waited yet sees the flag when it first does.
                     conns.wakers[slot].take()
                 })
-                .collect()
+                .collect();
+            (idle.len(), wakers)
         };
-        let found = wakers.len();
         for waker in wakers {
             waker.wake();
         }
@@ -349,6 +351,34 @@ mod tests {
         drop(b);
         tokio::time::timeout(SOON, waiting).await.unwrap().unwrap();
         assert_eq!(connections.open(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_idle_picks_the_connections_idle_longest_and_no_busy_one() {
+        let connections = Connections::new();
+        let clocks: Vec<Arc<Clock>> = (0..4).map(|_| Clock::opening()).collect();
+        let mut watches: Vec<Watch> = clocks
+            .iter()
+            .map(|c| connections.watch(Arc::clone(c)))
+            .collect();
+        // 0 and 2 idle, 2 longest; 1 busy; 3 not looked at yet.
+        clocks[2].waiting_for_first_byte();
+        tokio::time::sleep(SOON).await;
+        clocks[0].http1();
+        clocks[0].done();
+        clocks[0].before_read();
+        clocks[1].http1();
+        assert_eq!(connections.close_idle(1), 1);
+        assert!(clocks[2].closing() && !clocks[0].closing());
+        tokio::time::timeout(SOON, &mut watches[2]).await.unwrap();
+        assert_eq!(connections.staying(), 3);
+        // Only one idle connection is left.
+        assert_eq!(connections.close_idle(5), 1);
+        assert!(clocks[0].closing() && !clocks[1].closing() && !clocks[3].closing());
+        assert_eq!(connections.close_idle(5), 0);
+        assert_eq!(connections.staying(), 2);
+        drop(watches);
+        assert_eq!((connections.open(), connections.staying()), (0, 0));
     }
 
     #[tokio::test]
