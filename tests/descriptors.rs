@@ -56,12 +56,17 @@ async fn get(conn: &mut Conn, limit: Duration) -> bool {
 }
 
 /// The issue's case: soft and hard limit 256, and a client holding 300 keep-alive connections
-/// that each had an answer or are still waiting for one.
+/// that each had an answer or are still waiting for one. `MAX_CONNECTIONS` above the limit, as
+/// when the descriptor limit is lowered after start-up or descriptors run out system-wide
+/// (`ENFILE`): the derived cap would otherwise keep the server below the limit.
 #[test]
 fn at_the_descriptor_limit_a_new_client_is_served_within_a_second() {
     const HELD: usize = 300;
     raise_fd_limit(4096);
-    let mut p = Process::start_in_shell(r#"ulimit -n 256 && exec "$0""#, &[]);
+    let mut p = Process::start_in_shell(
+        r#"ulimit -n 256 && exec "$0""#,
+        &[("MAX_CONNECTIONS", "1000")],
+    );
     let addr: SocketAddr = p.addr();
     let (answered, elapsed) = runtime().block_on(async {
         let mut held = Vec::new();
@@ -109,5 +114,47 @@ fn at_the_descriptor_limit_a_new_client_is_served_within_a_second() {
     assert!(
         !about_descriptors.is_empty() && about_descriptors.len() <= 6,
         "{about_descriptors:#?}"
+    );
+    assert!(
+        about_descriptors
+            .iter()
+            .all(|l| l.contains(r#""failures":"#) && l.contains(r#""closed_idle":"#)),
+        "{about_descriptors:#?}"
+    );
+}
+
+/// With the cap derived from the descriptor limit, the server closes idle connections before
+/// it runs out: no failed accept at all.
+#[test]
+fn the_derived_cap_keeps_the_server_below_the_descriptor_limit() {
+    const HELD: usize = 400;
+    raise_fd_limit(4096);
+    let mut p = Process::start_in_shell(r#"ulimit -n 256 && exec "$0""#, &[]);
+    assert!(
+        p.seen
+            .iter()
+            .any(|l| l
+                .contains(r#""message":"connection cap","max":192,"source":"open file limit""#)),
+        "{:#?}",
+        p.seen
+    );
+    let addr: SocketAddr = p.addr();
+    let answered = runtime().block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..HELD {
+            let mut conn = Conn::connect(addr).await.expect("connect");
+            if get(&mut conn, Duration::from_secs(5)).await {
+                held.push(conn);
+            }
+        }
+        held.len()
+    });
+    assert_eq!(answered, HELD, "every connection answered in turn");
+    p.signal("TERM");
+    p.wait_exit(Duration::from_secs(30));
+    let lines = p.drain_lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("accept failed")),
+        "{lines:#?}"
     );
 }

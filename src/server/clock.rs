@@ -134,8 +134,11 @@ impl Clock {
         }
     }
 
-    /// Asks the connection to close as shutdown closes it (see `super::drain`).
+    /// Asks the connection to close as shutdown closes it (see `super::drain`), but without a
+    /// lingering close: it is closed while idle, to free its descriptor for another, and has
+    /// nothing unread to protect. (One that answers once more lingers after that answer.)
     pub fn close(&self) {
+        self.answered.store(false, Relaxed);
         self.closing.store(true, Relaxed);
     }
 
@@ -531,7 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn an_http1_connection_lingers_once_it_has_answered_unless_given_up_on() {
+    fn an_http1_connection_lingers_once_it_has_answered_unless_given_up_on_or_closed_while_idle() {
         let clock = http1_clock();
         assert!(!clock.lingers());
         clock.before_read();
@@ -539,6 +542,10 @@ mod tests {
         clock.before_write();
         assert!(clock.lingers());
         clock.give_up();
+        assert!(!clock.lingers());
+        // Closed while idle to make room: its descriptor is freed at once.
+        clock.before_write();
+        clock.close();
         assert!(!clock.lingers());
         let h2 = h2c_clock();
         h2.before_write();
