@@ -29,7 +29,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -74,6 +74,8 @@ pub struct Clock {
     /// Since when writes have found the socket full (as `state` counts time, low bit set), and
     /// none has gone through; 0 while writes go through.
     write_blocked: AtomicU64,
+    /// h2c: requests whose answer is being made ([`InFlight`]).
+    streams: AtomicU32,
 }
 
 /// What [`Clock::wait`] found.
@@ -89,6 +91,24 @@ enum Wait {
     Active,
 }
 
+/// An h2c request whose answer is being made, from hyper's call of the service to the answer's
+/// head: its connection is not idle meanwhile ([`Clock::idle_since`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<Clock>);
+
+impl InFlight {
+    pub fn new(clock: &Arc<Clock>) -> Self {
+        clock.streams.fetch_add(1, Relaxed);
+        Self(Arc::clone(clock))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Relaxed);
+    }
+}
+
 impl Clock {
     /// A connection just accepted, whose protocol is not known yet. Not idle until its task
     /// has looked at it ([`waiting_for_first_byte`](Self::waiting_for_first_byte)): its first
@@ -102,6 +122,7 @@ impl Clock {
             answered: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             write_blocked: AtomicU64::new(0),
+            streams: AtomicU32::new(0),
         })
     }
 
@@ -125,11 +146,14 @@ impl Clock {
     }
 
     /// Since when the connection has waited for anything at all, if it is idle: before its
-    /// first byte, between HTTP/1 requests, or without reads on h2c. `None` while a request
-    /// is read, served or answered.
+    /// first byte, between HTTP/1 requests, or on h2c with no request in flight. `None` while a
+    /// request is read, served or answered. An h2c connection that reads frames but sends no
+    /// request (PINGs, SETTINGS) is idle too, since now: the last to be chosen, but chosen.
     pub fn idle_since(&self) -> Option<Instant> {
+        let quiet = || self.streams.load(Relaxed) == 0;
         match self.wait() {
-            Wait::Idle(since) => Some(since),
+            Wait::Idle(since) if quiet() => Some(since),
+            Wait::Active if quiet() => Some(Instant::now()),
             _ => None,
         }
     }
@@ -531,6 +555,20 @@ mod tests {
         assert!(clock.idle_since().is_some(), "waiting for the next head");
         clock.after_read();
         assert_eq!(clock.idle_since(), None);
+    }
+
+    #[test]
+    fn an_h2c_connection_is_idle_without_a_request_in_flight_even_if_it_reads() {
+        let clock = h2c_clock();
+        let since = clock.idle_since().expect("idle since the preface");
+        // A PING read: still idle, since about now.
+        clock.before_read();
+        clock.after_read();
+        assert!(clock.idle_since().is_some_and(|t| t >= since));
+        let request = InFlight::new(&clock);
+        assert_eq!(clock.idle_since(), None, "a request in flight");
+        drop(request);
+        assert!(clock.idle_since().is_some());
     }
 
     #[test]

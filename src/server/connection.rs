@@ -18,7 +18,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
-use super::clock::{Clock, Deadline, Expired};
+use super::clock::{Clock, Deadline, Expired, InFlight};
 use super::drain::Watch;
 use super::protocol::{self, Answered, Protocol, Protocols};
 use super::socket::Socket;
@@ -90,7 +90,7 @@ pub async fn serve<T>(
             until_closed(conn, deadline, stopping, &clock, peer).await
         }
         Protocol::H2c => {
-            let service = h2c_service(Arc::clone(&shared));
+            let service = h2c_service(Arc::clone(&shared), Arc::clone(&clock));
             let conn = shared.protocols.h2c.serve_connection(io, service);
             until_closed(conn, deadline, stopping, &clock, peer).await
         }
@@ -122,16 +122,24 @@ fn http1_service(
 }
 
 /// hyper's service for one h2c connection: [`respond`] to each request, telling the stream's
-/// send deadline when its answer is ready (`protocol::StreamExecutor`).
+/// send deadline when its answer is ready (`protocol::StreamExecutor`), and the connection's
+/// clock that a request is in flight until then.
 fn h2c_service(
     shared: Arc<Shared>,
+    clock: Arc<Clock>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<ResponseBody>,
     Error = Infallible,
     Future = Answered<Respond>,
 > {
-    service_fn(move |req| Answered(respond(req, &shared.state, shared.project.as_deref())))
+    service_fn(move |req| {
+        let in_flight = InFlight::new(&clock);
+        Answered {
+            respond: respond(req, &shared.state, shared.project.as_deref()),
+            _in_flight: in_flight,
+        }
+    })
 }
 
 /// Tells the clock that a request is served until `respond` is ready. An answer that waits

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioTimer;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tracing::debug;
 
+use super::clock::InFlight;
 use crate::http::body::MAX_BODY;
 
 /// Upper bound on a request head (request line + headers), HTTP/1 and HTTP/2 alike. Proxies
@@ -234,15 +235,19 @@ thread_local! {
 
 /// An h2c stream's service future, telling [`StreamExecutor`] when the answer is ready: from
 /// then on the stream is only sending, and the send deadline applies. (The service future is
-/// polled inside the stream's task, that is inside the executor's poll.)
+/// polled inside the stream's task, that is inside the executor's poll.) Until then it also
+/// keeps its connection from counting as idle ([`InFlight`]).
 #[derive(Debug)]
-pub struct Answered<F>(pub F);
+pub struct Answered<F> {
+    pub respond: F,
+    pub _in_flight: InFlight,
+}
 
 impl<F: Future + Unpin> Future for Answered<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let polled = Pin::new(&mut self.get_mut().0).poll(cx);
+        let polled = Pin::new(&mut self.get_mut().respond).poll(cx);
         if polled.is_ready() {
             ANSWERED.with(|a| a.set(true));
         }
