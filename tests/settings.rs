@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::run_to_exit;
 
 #[test]
@@ -44,6 +42,8 @@ fn durations_past_a_day_and_budgets_past_a_tebibyte_are_refused_with_exit_64() {
 #[cfg(target_os = "linux")] // sends signals with kill(1)
 #[tokio::test]
 async fn the_largest_settings_taken_serve_and_drain() {
+    use std::time::Duration;
+
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let mut p = support::Process::start(&[
