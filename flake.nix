@@ -96,6 +96,9 @@
           };
           # `nix/reproducible.sh --canary`'s image, a legacyPackages attribute (see below).
           reproducibility-canary = pkgs.callPackage ./nix/reproducibility-canary.nix { inherit image; };
+          # AWS Lambda: the `lambda` feature's binary as a provided.al2023 zip, its check and the
+          # deploy app (nix/lambda.nix).
+          lambda = callOutputs ./nix/lambda.nix { inherit craneLib crate; };
           imageCheck =
             img: withCaCertificates:
             pkgs.callPackage ./nix/image-check.nix {
@@ -122,6 +125,7 @@
               inherit package;
               inherit (cargoToml.package) license;
             };
+            lambda = lambda.zip;
           };
 
           # legacyPackages: `nix build` and `nix eval` reach it as any output, but `nix flake check`
@@ -148,15 +152,18 @@
                 image = imageCheck image false;
                 image-tls = imageCheck image-tls true;
                 image-vm = pkgs.callPackage ./nix/vm-test.nix { inherit image; };
+                lambda = lambda.check;
               }
             );
 
           devShells.default = pkgs.callPackage ./nix/shell.nix { inherit devCraneLib; };
 
-          apps = callOutputs ./nix/apps.nix {
-            inherit (crate.commonArgs) pname;
-            image = if isLinux then image else null;
-          };
+          apps =
+            callOutputs ./nix/apps.nix {
+              inherit (crate.commonArgs) pname;
+              image = if isLinux then image else null;
+            }
+            // lib.optionalAttrs isLinux { deploy-lambda = lambda.app; };
 
           # `nix fmt`: nixpkgs' nixfmt wrapper for whole trees (treefmt running nixfmt on *.nix).
           formatter = pkgs.nixfmt-tree;
