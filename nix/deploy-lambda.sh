@@ -64,8 +64,23 @@ elif grep -q ResourceNotFoundException <<<"$out"; then
     exit 64
   }
   echo "deploy-lambda: creating $function in $region (provided.al2023, x86_64, role $role) from $zip_file" >&2
-  arn=$(on create-function --runtime provided.al2023 --handler bootstrap --architectures x86_64 \
-    --role "$role" --zip-file "fileb://$zip_file" --query FunctionArn --output text ${extra[@]+"${extra[@]}"})
+  # A role created moments ago is not yet visible to Lambda everywhere (IAM is eventually
+  # consistent), and create-function then fails with "The role defined for the function cannot
+  # be assumed by Lambda"; deploy tools retry (hashicorp/waypoint#1292). Up to 30 s here.
+  for attempt in $(seq 10); do
+    if out=$(on create-function --runtime provided.al2023 --handler bootstrap --architectures x86_64 \
+      --role "$role" --zip-file "fileb://$zip_file" --query FunctionArn --output text \
+      ${extra[@]+"${extra[@]}"} 2>&1); then
+      arn=$(grep '^arn:' <<<"$out" | tail -n 1)
+      break
+    fi
+    if [ "$attempt" = 10 ] || ! grep -q "cannot be assumed by Lambda" <<<"$out"; then
+      echo "$out" >&2
+      exit 1
+    fi
+    echo "deploy-lambda: Lambda cannot assume $role yet (a new role takes seconds to propagate); retrying in 3 s" >&2
+    sleep 3
+  done
   on wait function-active-v2
 else
   echo "$out" >&2
