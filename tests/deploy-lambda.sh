@@ -13,6 +13,7 @@
 # Needs shellcheck, python3, and `aws` and `moto_server` in the virtualenv AWS_VENV (default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/hyper-cloudrun/aws-venv; .ci/run installs the AWS CLI and
 # moto[server] there, pinned). No credentials or configuration of the user's are read.
+# shellcheck disable=SC2016,SC2034 # checks are strings for eval, expanded there
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${AWS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hyper-cloudrun/aws-venv}

@@ -14,6 +14,7 @@
 # Needs cargo-lambda (PyPI `cargo-lambda`, which .ci/run installs into a virtualenv and puts on
 # PATH through CARGO_LAMBDA), curl and python3. The emulator reads the Cargo.toml of the
 # directory it starts in, so it runs from the repository root. Loopback only; stops by itself.
+# shellcheck disable=SC2016,SC2034 # checks are strings for eval, expanded there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -204,10 +205,10 @@ status_body() { # status_body METHOD PATH STATUS BODY [CURL ARGS…]
   local method=$1 path=$2 want_status=$3 want_body=$4 got
   shift 4
   got=$(http "$method" "$path" "$@")
-  [ "$got" = "$want_status" ] && [ "$(cat "$work/body")" = "$want_body" ] || {
+  if [ "$got" != "$want_status" ] || [ "$(cat "$work/body")" != "$want_body" ]; then
     echo "got $got '$(head -c 200 "$work/body")', want $want_status '$want_body'"
     return 1
-  }
+  fi
 }
 
 # --- through the function URL ------------------------------------------------------------------
@@ -319,11 +320,11 @@ check "AWS_LAMBDA_LOG_FORMAT=Text with LOG_FORMAT=text: plain lines" eval \
 config_error() { # config_error VAR=VALUE…: exit 64, one line naming the first variable
   local status=0
   env -i "${lambda_env[@]}" "$@" "$bin" >"$work/config.stdout" 2>"$work/config.stderr" || status=$?
-  [ "$status" = 64 ] && [ "$(wc -l <"$work/config.stderr")" = 1 ] && [ ! -s "$work/config.stdout" ] &&
-    grep -q "${1%%=*}" "$work/config.stderr" || {
+  if [ "$status" != 64 ] || [ "$(wc -l <"$work/config.stderr")" != 1 ] || [ -s "$work/config.stdout" ] ||
+    ! grep -q "${1%%=*}" "$work/config.stderr"; then
     echo "exit $status, stderr: $(cat "$work/config.stderr"), stdout: $(head -c 300 "$work/config.stdout")"
     return 1
-  }
+  fi
 }
 check "AWS_LAMBDA_LOG_LEVEL=verbose -> exit 64, one line" config_error AWS_LAMBDA_LOG_LEVEL=verbose
 check "AWS_LAMBDA_LOG_FORMAT=yaml -> exit 64, one line" config_error AWS_LAMBDA_LOG_FORMAT=yaml
@@ -344,10 +345,10 @@ http_serves() {
   local body
   body=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/") || true
   kill -TERM "$pid"
-  wait "$pid" && [ "$body" = "$greeting" ] || {
+  if ! wait "$pid" || [ "$body" != "$greeting" ]; then
     echo "port '$port', body '$body': $(cat "$log")"
     return 1
-  }
+  fi
 }
 check "without AWS_LAMBDA_RUNTIME_API: HTTP on PORT, exit 0 after SIGTERM" http_serves
 
