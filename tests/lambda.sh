@@ -245,6 +245,9 @@ check "function URL event: 256 random bytes echo back byte for byte (base64)" in
   'r["statusCode"] == 200 and r["isBase64Encoded"] and r["_body"] == open("'"$work/random"'", "rb").read()'
 check "function URL event: HEAD / -> 200, content-length 30, empty body" invoke_expect \
   "$(event v2 HEAD /)" 'r["statusCode"] == 200 and r["_body"] == b"" and r["_headers"]["content-length"] == "30"'
+check "function URL event: 256 random bytes sent as text/plain echo back byte for byte" invoke_expect \
+  "$(event v2 POST /echo "$work/random" "text/plain; charset=utf-8")" \
+  'r["statusCode"] == 200 and r["_body"] == open("'"$work/random"'", "rb").read() and r["_headers"]["content-type"] == "text/plain; charset=utf-8"'
 check "REST API event: GET / -> 200 greeting" invoke_expect "$(event v1 GET /)" \
   'r["statusCode"] == 200 and r["_body"] == b"Hello from Rust on Cloud Run!\n" and "text/plain" in r["_headers"]["content-type"]'
 check "HTTP API event, named stage: GET /prod/health -> 200 ok" invoke_expect \
