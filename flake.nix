@@ -96,9 +96,16 @@
           };
           # `nix/reproducible.sh --canary`'s image, a legacyPackages attribute (see below).
           reproducibility-canary = pkgs.callPackage ./nix/reproducibility-canary.nix { inherit image; };
-          # AWS Lambda: the `lambda` feature's binary as a provided.al2023 zip, its check and the
-          # deploy app (nix/lambda.nix).
-          lambda = callOutputs ./nix/lambda.nix { inherit craneLib crate; };
+          # AWS Lambda: the `lambda` feature's binary as a provided.al2023 zip and as an image,
+          # their checks and the deploy app (nix/lambda.nix).
+          lambda = callOutputs ./nix/lambda.nix {
+            inherit
+              craneLib
+              crate
+              source
+              revision
+              ;
+          };
           imageCheck =
             img: withCaCertificates:
             pkgs.callPackage ./nix/image-check.nix {
@@ -126,6 +133,7 @@
               inherit (cargoToml.package) license;
             };
             lambda = lambda.zip;
+            image-lambda = lambda.image;
           };
 
           # legacyPackages: `nix build` and `nix eval` reach it as any output, but `nix flake check`
@@ -153,6 +161,7 @@
                 image-tls = imageCheck image-tls true;
                 image-vm = pkgs.callPackage ./nix/vm-test.nix { inherit image; };
                 lambda = lambda.check;
+                image-lambda = lambda.imageCheck;
               }
             );
 

@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
 # The Lambda build (`--features lambda`) as Lambda would run it, against Cargo Lambda's emulator
 # of the Runtime API: `cargo lambda watch --only-lambda-apis` serves the Runtime API and function
-# URLs on 127.0.0.1 without building anything, and BINARY is started with the variables Lambda
-# sets. Requests go in two ways: curl through the emulator's function URL (it builds the
-# payload-2.0 event itself), and `cargo lambda invoke` with events written here in the shapes
-# AWS documents: function URL / HTTP API (payload 2.0), REST API (1.0) and ALB. Binary bodies
-# only go the second way: the emulator's function URL passes a request body on as UTF-8 text.
-# (`cargo lambda invoke --data-example` downloads AWS's example events from the internet; the
-# events here need no network.) Each check is one line; any failure exits 1 after all ran.
+# URLs on 127.0.0.1 without building anything, and the function is started with the variables
+# Lambda sets — the binary itself, or with --image the container image (image-lambda) in Docker
+# as Lambda runs one: read-only root, the image's own user and entrypoint, nothing else in its
+# environment (host network, to reach the emulator on 127.0.0.1). Requests go in two ways: curl
+# through the emulator's function URL (it builds the payload-2.0 event itself), and `cargo lambda
+# invoke` with events written here in the shapes AWS documents: function URL / HTTP API (payload
+# 2.0), REST API (1.0) and ALB. Binary bodies only go the second way: the emulator's function
+# URL passes a request body on as UTF-8 text. (`cargo lambda invoke --data-example` downloads
+# AWS's example events from the internet; the events here need no network.) Each check is one
+# line; any failure exits 1 after all ran.
 #
 #   tests/lambda.sh BINARY
+#   tests/lambda.sh --image TARBALL
 #
 # Needs cargo-lambda (PyPI `cargo-lambda`, which .ci/run installs into a virtualenv and puts on
-# PATH through CARGO_LAMBDA), curl and python3. The emulator reads the Cargo.toml of the
-# directory it starts in, so it runs from the repository root. Loopback only; stops by itself.
+# PATH through CARGO_LAMBDA), curl and python3; with --image, Docker (tests/docker.sh starts a
+# daemon if none answers, and removes what the test added). The emulator reads the Cargo.toml of
+# the directory it starts in, so it runs from the repository root. Loopback only; stops by
+# itself.
 # shellcheck disable=SC2016,SC2034 # checks are strings for eval, expanded there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -eq 1 ] || {
-  echo "usage: tests/lambda.sh BINARY (built with --features lambda)" >&2
+usage() {
+  echo "usage: tests/lambda.sh BINARY | tests/lambda.sh --image TARBALL (built with --features lambda)" >&2
   exit 64
 }
-bin=$(realpath "$1")
+image=""
+case ${1:-} in
+  --image)
+    [ $# -eq 2 ] || usage
+    image=$(realpath "$2")
+    ;;
+  "" | -*) usage ;;
+  *)
+    [ $# -eq 1 ] || usage
+    bin=$(realpath "$1")
+    ;;
+esac
 cargo_lambda=${CARGO_LAMBDA:-cargo-lambda}
 for tool in "$cargo_lambda" curl python3; do
   command -v "$tool" >/dev/null || {
@@ -30,11 +47,16 @@ for tool in "$cargo_lambda" curl python3; do
     exit 1
   }
 done
+if [ -n "$image" ]; then
+  # shellcheck source=tests/docker.sh disable=SC1091
+  . tests/docker.sh
+fi
 
 work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in ${pids[@]+"${pids[@]}"}; do kill "$pid" 2>/dev/null || true; done
+  [ -z "$image" ] || docker_down
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -79,18 +101,50 @@ lambda_env=(
   AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128
 )
 
-# start NAME [VAR=VALUE…]: BINARY as Lambda starts it, with an empty environment plus these.
+if [ -n "$image" ]; then
+  docker_up || exit 1
+  ref=$(tar -xzOf "$image" manifest.json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["RepoTags"][0])')
+  docker_track "$ref"
+  docker load -i "$image" >/dev/null
+fi
+
+# run NAME [VAR=VALUE…]: becomes the function, with an empty environment plus these: the
+# binary, or `docker run` of a container of the image named $docker_prefix$NAME. It `exec`s, so
+# call it as `run … &` (then $! is the function) or in a subshell.
+run() {
+  local name=$1
+  shift
+  if [ -z "$image" ]; then
+    exec env -i "$@" "$bin"
+  fi
+  local vars=()
+  for v in "$@"; do vars+=(-e "$v"); done
+  # shellcheck disable=SC2154 # docker_prefix is tests/docker.sh's
+  exec docker run --rm --name "$docker_prefix$name" --network host --read-only ${vars[@]+"${vars[@]}"} "$ref"
+}
+# signal NAME SIGNAL PID: what `kill -SIGNAL PID` is for the binary.
+signal() {
+  if [ -z "$image" ]; then
+    kill "-$2" "$3" 2>/dev/null || true
+  else
+    docker kill --signal "$2" "$docker_prefix$1" >/dev/null 2>&1 || true
+  fi
+}
+
+# start NAME [VAR=VALUE…]: the function as Lambda starts it, with Lambda's variables and these.
 function=
+function_name=
 start() {
   local name=$1
   shift
   [ -z "$function" ] || stop
-  env -i "${lambda_env[@]}" "$@" "$bin" >"$work/$name.stdout" 2>"$work/$name.stderr" &
+  run "$name" "${lambda_env[@]}" "$@" >"$work/$name.stdout" 2>"$work/$name.stderr" &
   function=$!
+  function_name=$name
   pids+=("$function")
 }
 stop() {
-  kill "$function" 2>/dev/null || true
+  signal "$function_name" KILL "$function"
   wait "$function" 2>/dev/null || true
   function=
 }
@@ -320,9 +374,11 @@ check "AWS_LAMBDA_LOG_FORMAT=Text with LOG_FORMAT=text: plain lines" eval \
   'grep -q "INFO serving lambda invocations" "$work/text.stdout" && ! grep -q "^{" "$work/text.stdout"'
 
 # --- configuration errors: one line on stderr, exit 64, before any invocation ---------------
+config_runs=0
 config_error() { # config_error VAR=VALUE…: exit 64, one line naming the first variable
   local status=0
-  env -i "${lambda_env[@]}" "$@" "$bin" >"$work/config.stdout" 2>"$work/config.stderr" || status=$?
+  config_runs=$((config_runs + 1))
+  (run "config-$config_runs" "${lambda_env[@]}" "$@") >"$work/config.stdout" 2>"$work/config.stderr" || status=$?
   if [ "$status" != 64 ] || [ "$(wc -l <"$work/config.stderr")" != 1 ] || [ -s "$work/config.stdout" ] ||
     ! grep -q "${1%%=*}" "$work/config.stderr"; then
     echo "exit $status, stderr: $(cat "$work/config.stderr"), stdout: $(head -c 300 "$work/config.stdout")"
@@ -338,7 +394,7 @@ check "AWS_LAMBDA_FUNCTION_NAME unset -> exit 64, one line" config_error AWS_LAM
 # --- without AWS_LAMBDA_RUNTIME_API the same binary serves HTTP ------------------------------
 http_serves() {
   local log=$work/http.log port=""
-  env -i PORT=0 "$bin" >"$log" 2>&1 &
+  run http PORT=0 >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 200); do
     port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
@@ -347,7 +403,7 @@ http_serves() {
   done
   local body
   body=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/") || true
-  kill -TERM "$pid"
+  signal http TERM "$pid"
   if ! wait "$pid" || [ "$body" != "$greeting" ]; then
     echo "port '$port', body '$body': $(cat "$log")"
     return 1
