@@ -353,6 +353,14 @@ errors = [o for o in lines if o["level"] == "ERROR" and "deserialization" in o["
 assert errors, "no deserialization error line"
 assert all(o.get("requestId") and o.get("xrayTraceId", "").startswith("Root=1-") for o in errors), errors
 ' "$work/main.stdout"
+check "each request's access line names its request id and X-Ray trace id (RUST_LOG=debug)" python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+access = [o for o in lines if o["message"] == "request" and o["target"] == "hyper_cloudrun::respond"]
+assert len(access) >= 10, f"{len(access)} access lines"
+assert all(o.get("requestId") and o.get("xrayTraceId", "").startswith("Root=1-") for o in access), access
+assert len({o["requestId"] for o in access}) == len(access), "a request id twice"
+' "$work/main.stdout"
 check "nothing on stderr" test ! -s "$work/main.stderr"
 
 # AWS_LAMBDA_LOG_LEVEL wins over RUST_LOG; FATAL means ERROR.
