@@ -1,4 +1,4 @@
-//! AWS Lambda: the route table behind Lambda's Runtime API, built with the `lambda` feature.
+//! AWS Lambda, the second transport (the `lambda` feature): events from Lambda's Runtime API.
 //!
 //! Lambda starts a custom runtime's `bootstrap` with `AWS_LAMBDA_RUNTIME_API` set
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html>); `main` then calls
