@@ -9,6 +9,11 @@
 //!   keep-alive `GET /` on one connection, reading each response in full, and closes it.
 //!   Exits non-zero unless all N were `200`. Used under callgrind to count instructions per
 //!   request.
+//! - `idle PORT N KIND SECONDS`: opens N connections to `127.0.0.1:PORT` and leaves them idle,
+//!   prints `open N` once they are, holds them SECONDS, then closes them. KIND says what each
+//!   sent first: `silent` (nothing), `get` (a keep-alive `GET /`, answered), `echo` (a 64 KiB
+//!   `POST /echo`, answered) or `h2c` (the HTTP/2 preface and an empty SETTINGS frame). For
+//!   `bench/idle.sh`, which reads the server's memory meanwhile.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -43,9 +48,15 @@ fn main() -> ExitCode {
         ),
         ["wait", port, secs] => wait(port.parse().expect("PORT"), secs.parse().expect("SECONDS")),
         ["keepalive", port, n] => keepalive(port.parse().expect("PORT"), n.parse().expect("N")),
+        ["idle", port, n, kind, secs] => idle(
+            port.parse().expect("PORT"),
+            n.parse().expect("N"),
+            kind,
+            secs.parse().expect("SECONDS"),
+        ),
         _ => {
             eprintln!(
-                "usage: harness coldstart RUNS PORT CPU BIN | wait PORT SECONDS | keepalive PORT N"
+                "usage: harness coldstart RUNS PORT CPU BIN | wait PORT SECONDS | keepalive PORT N | idle PORT N KIND SECONDS"
             );
             return ExitCode::from(2);
         }
@@ -183,5 +194,42 @@ fn keepalive(port: u16, n: usize) -> io::Result<()> {
             return Err(io::Error::other(format!("request {i}: status {status}")));
         }
     }
+    Ok(())
+}
+
+fn idle(port: u16, n: usize, kind: &str, secs: u64) -> io::Result<()> {
+    const H2_PREFACE_AND_SETTINGS: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    let echo = {
+        let mut req = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-length: 65536\r\n\r\n".to_vec();
+        req.resize(req.len() + 65536, b'x');
+        req
+    };
+    let mut buf = Vec::new();
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr(port))?;
+        match kind {
+            "silent" => {}
+            "get" | "echo" => {
+                s.write_all(if kind == "get" { REQUEST } else { &echo })?;
+                let status = read_response(&mut s, &mut buf)?;
+                if status != 200 {
+                    return Err(io::Error::other(format!("{kind}: status {status}")));
+                }
+            }
+            "h2c" => {
+                s.write_all(H2_PREFACE_AND_SETTINGS)?;
+                // The server's SETTINGS: the connection is open on its side.
+                let mut frame = [0u8; 9];
+                s.read_exact(&mut frame)?;
+            }
+            _ => return Err(io::Error::other(format!("unknown KIND {kind}"))),
+        }
+        held.push(s);
+    }
+    println!("open {n}");
+    io::stdout().flush()?;
+    std::thread::sleep(Duration::from_secs(secs));
+    drop(held);
     Ok(())
 }

@@ -6,16 +6,18 @@
 //! process environment.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::LevelFilter;
 
 use crate::http::body::MAX_BODY;
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFilter, LogFormat};
 
 /// Port to listen on; set by Cloud Run.
 pub const ENV_PORT: &str = "PORT";
+/// Address to listen on: `0.0.0.0` unless set (`127.0.0.1` for local development).
+pub const ENV_HOST: &str = "HOST";
 /// Log filter: a level (`info`) or `target=level` directives (`info,hyper_cloudrun=debug`).
 /// Anything else is refused (see [`parse_log_filter`]).
 pub const ENV_LOG_FILTER: &str = "RUST_LOG";
@@ -27,19 +29,29 @@ pub const ENV_SHUTDOWN_GRACE: &str = "SHUTDOWN_GRACE";
 pub const ENV_HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
 /// How long a connection may idle between requests.
 pub const ENV_KEEPALIVE_TIMEOUT: &str = "KEEPALIVE_TIMEOUT";
+/// How long a request body may send nothing before it is answered `408`.
+pub const ENV_BODY_READ_TIMEOUT: &str = "BODY_READ_TIMEOUT";
+/// How long a response may make no progress towards a client that does not read it.
+pub const ENV_SEND_TIMEOUT: &str = "SEND_TIMEOUT";
 /// Bytes that request bodies may hold in memory, across all connections.
 pub const ENV_BODY_BUDGET: &str = "BODY_BUDGET";
+/// Connections open at once; past it the oldest idle ones are closed.
+pub const ENV_MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
 /// Google Cloud project id; enables trace correlation in logs.
 pub const ENV_GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
 /// Every variable [`Config::from_lookup`] reads (the property tests and fuzz targets set them all).
-pub const ENV_VARS: [&str; 8] = [
+pub const ENV_VARS: [&str; 12] = [
     ENV_PORT,
+    ENV_HOST,
     ENV_LOG_FILTER,
     ENV_LOG_FORMAT,
     ENV_SHUTDOWN_GRACE,
     ENV_HEADER_READ_TIMEOUT,
     ENV_KEEPALIVE_TIMEOUT,
+    ENV_BODY_READ_TIMEOUT,
+    ENV_SEND_TIMEOUT,
     ENV_BODY_BUDGET,
+    ENV_MAX_CONNECTIONS,
     ENV_GOOGLE_CLOUD_PROJECT,
 ];
 
@@ -58,13 +70,34 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(620);
 /// would race it: the cut, its log line and the exit status would be lost to the SIGKILL. One
 /// second is left for them, CPU-throttled instance included.
 pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
+/// Half of nginx's `client_body_timeout` and `send_timeout` (60 s between two reads, or two
+/// writes: <https://nginx.org/en/docs/http/ngx_http_core_module.html#client_body_timeout>),
+/// and below `service.yaml`'s 60 s request timeout, so a stalled client gets this service's
+/// `408` (and gives its memory back) before Cloud Run answers `504` for it. A client on a poor
+/// mobile link pauses for seconds, not for half a minute.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// See [`DEFAULT_BODY_READ_TIMEOUT`]: the same bound, for the other direction.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest any duration setting may be. A day is far past every sensible value, and far
+/// below where adding it to a clock reading could overflow (`Instant + Duration` panics on
+/// overflow; tokio's `sleep` caps its own delays at 30 years).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// The largest `BODY_BUDGET` taken: more memory than Cloud Run gives an instance (32 GiB,
+/// <https://cloud.google.com/run/docs/configuring/services/memory-limits>) many times over. A
+/// budget past the container's memory limit is capped to it at start-up (see `budget`).
+pub const MAX_BODY_BUDGET: usize = 1 << 40;
+/// The largest `MAX_CONNECTIONS` taken: each connection needs a file descriptor, and Linux
+/// caps a process's descriptors at `fs.nr_open`, 1,048,576 unless raised.
+pub const MAX_MAX_CONNECTIONS: usize = 1 << 20;
 
 /// Everything the process needs, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub port: u16,
+    /// `HOST`, else `0.0.0.0`.
+    pub host: IpAddr,
     /// `RUST_LOG`, parsed ([`parse_log_filter`]).
-    pub log_filter: Targets,
+    pub log_filter: LogFilter,
     pub log_format: LogFormat,
     /// `BODY_BUDGET`; `None`: derived from the container's memory limit at start-up
     /// (see [`crate::http::budget`]).
@@ -78,6 +111,13 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub header_read_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// How long a request body may send nothing before it is answered `408`.
+    pub body_read_timeout: Duration,
+    /// How long an answer may find the client not reading before its connection (or h2c
+    /// stream) is dropped.
+    pub send_timeout: Duration,
+    /// `None`: derived from the memory and descriptor limits at start-up.
+    pub max_connections: Option<usize>,
     /// Set when `GOOGLE_CLOUD_PROJECT` is: trace headers then turn into log fields.
     pub project_id: Option<String>,
 }
@@ -88,6 +128,9 @@ impl Default for ServerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            max_connections: None,
             project_id: None,
         }
     }
@@ -97,6 +140,7 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     Port(String),
+    Host(String),
     LogFilter(String, String),
     LogFormat(String),
     Duration {
@@ -105,6 +149,7 @@ pub enum ConfigError {
         why: &'static str,
     },
     Size(String),
+    Count(String),
     ProjectId(String),
 }
 
@@ -115,6 +160,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "invalid {ENV_PORT}={v:?}: expected a port number from 1 to 65535"
             ),
+            Self::Host(v) => write!(
+                f,
+                "invalid {ENV_HOST}={v:?}: expected an IP address to listen on, e.g. \"0.0.0.0\" or \"127.0.0.1\""
+            ),
             Self::LogFilter(v, why) => write!(f, "invalid {ENV_LOG_FILTER}={v:?}: {why}"),
             Self::LogFormat(v) => write!(
                 f,
@@ -124,7 +173,11 @@ impl fmt::Display for ConfigError {
             Self::Size(v) => write!(
                 f,
                 "invalid {ENV_BODY_BUDGET}={v:?}: expected a whole number of bytes, KiB, MiB or GiB, \
-                 at least 1MiB (the largest /echo body), e.g. \"64MiB\""
+                 from 1MiB (the largest /echo body) to 1024GiB, e.g. \"64MiB\""
+            ),
+            Self::Count(v) => write!(
+                f,
+                "invalid {ENV_MAX_CONNECTIONS}={v:?}: expected a whole number from 1 to {MAX_MAX_CONNECTIONS}"
             ),
             Self::ProjectId(v) => write!(
                 f,
@@ -148,6 +201,10 @@ impl Config {
         let port = match get(ENV_PORT) {
             None => DEFAULT_PORT,
             Some(v) => parse_port(&v)?,
+        };
+        let host = match get(ENV_HOST) {
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(v) => parse_host(&v)?,
         };
         let log_filter =
             parse_log_filter(get(ENV_LOG_FILTER).as_deref().unwrap_or(DEFAULT_LOG_FILTER))?;
@@ -173,17 +230,15 @@ impl Config {
                 d
             }
         };
-        let header_read_timeout = positive_duration(
-            ENV_HEADER_READ_TIMEOUT,
-            get(ENV_HEADER_READ_TIMEOUT),
-            DEFAULT_HEADER_READ_TIMEOUT,
-        )?;
-        let keepalive_timeout = positive_duration(
-            ENV_KEEPALIVE_TIMEOUT,
-            get(ENV_KEEPALIVE_TIMEOUT),
-            DEFAULT_KEEPALIVE_TIMEOUT,
-        )?;
+        let timeout = |var, default| positive_duration(var, get(var), default);
+        let header_read_timeout = timeout(ENV_HEADER_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT)?;
+        let keepalive_timeout = timeout(ENV_KEEPALIVE_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT)?;
+        let body_read_timeout = timeout(ENV_BODY_READ_TIMEOUT, DEFAULT_BODY_READ_TIMEOUT)?;
+        let send_timeout = timeout(ENV_SEND_TIMEOUT, DEFAULT_SEND_TIMEOUT)?;
         let body_budget = get(ENV_BODY_BUDGET).map(|v| parse_budget(&v)).transpose()?;
+        let max_connections = get(ENV_MAX_CONNECTIONS)
+            .map(|v| parse_max_connections(&v))
+            .transpose()?;
         let project_id = match get(ENV_GOOGLE_CLOUD_PROJECT) {
             None => None,
             Some(v) if is_project_id(&v) => Some(v),
@@ -192,6 +247,7 @@ impl Config {
 
         Ok(Self {
             port,
+            host,
             log_filter,
             log_format,
             body_budget,
@@ -199,16 +255,29 @@ impl Config {
                 shutdown_grace,
                 header_read_timeout,
                 keepalive_timeout,
+                body_read_timeout,
+                send_timeout,
+                max_connections,
                 project_id,
             },
         })
     }
 
-    /// `0.0.0.0:$PORT`: Cloud Run's proxy reaches the container from outside its loopback, so
-    /// binding 127.0.0.1 would answer nothing (the 502 in the article's pitfalls).
+    /// `0.0.0.0:$PORT` unless `HOST` says otherwise: Cloud Run's proxy reaches the container
+    /// from outside its loopback, so binding 127.0.0.1 there would answer nothing (the 502 in
+    /// the article's pitfalls); on a laptop it keeps the port off the network.
     pub fn listen_addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::UNSPECIFIED, self.port))
+        SocketAddr::from((self.host, self.port))
     }
+}
+
+/// `HOST`: an IPv4 or IPv6 address, as `bind` takes it (`0.0.0.0`, `127.0.0.1`, `::`, `::1`).
+/// Names are refused: resolving `localhost` could bind an address the operator did not mean.
+pub fn parse_host(value: &str) -> Result<IpAddr, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::Host(value.to_owned()))
 }
 
 /// `PORT`: decimal 1–65535, surrounding whitespace tolerated. `0` is accepted too: it asks the
@@ -235,18 +304,18 @@ pub fn parse_port(value: &str) -> Result<u16, ConfigError> {
 /// contain any (targets are Rust module paths), so it can only come from quoting (`'info '`,
 /// a YAML `"info, h2=warn"`), and refusing it would send the operator hunting for an invisible
 /// character. `PORT` and the durations are trimmed the same way.
-pub fn parse_log_filter(value: &str) -> Result<Targets, ConfigError> {
+pub fn parse_log_filter(value: &str) -> Result<LogFilter, ConfigError> {
     let bad = |why: String| ConfigError::LogFilter(value.to_owned(), why);
-    let mut filter = Targets::new();
+    let mut filter = LogFilter::default();
     let mut directives = 0;
     for directive in value.split(',').map(str::trim) {
         if directive.is_empty() {
             continue;
         }
         directives += 1;
-        filter = match directive.split_once('=') {
+        match directive.split_once('=') {
             None => match parse_level(directive) {
-                Some(level) => filter.with_default(level),
+                Some(level) => filter.set_default(level),
                 None => {
                     return Err(bad(format!(
                         "{directive:?} is neither a level ({LEVEL_NAMES}) nor target=level, e.g. \"warn,hyper_cloudrun=debug\""
@@ -261,13 +330,13 @@ pub fn parse_log_filter(value: &str) -> Result<Targets, ConfigError> {
                     )));
                 }
                 match parse_level(level) {
-                    Some(level) => filter.with_target(target, level),
+                    Some(level) => filter.set(target, level),
                     None => {
                         return Err(bad(format!("{level:?} is not a level ({LEVEL_NAMES})")));
                     }
                 }
             }
-        };
+        }
     }
     if directives == 0 {
         return Err(bad(
@@ -310,7 +379,7 @@ fn is_target(target: &str) -> bool {
 }
 
 /// A duration: a whole number with a unit `ms` or `s`, or a bare number of seconds
-/// (`8`, `8s`, `500ms`).
+/// (`8`, `8s`, `500ms`), at most [`MAX_DURATION`].
 pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
     let bad = |why| ConfigError::Duration {
         var,
@@ -330,16 +399,22 @@ pub fn parse_duration(var: &'static str, value: &str) -> Result<Duration, Config
             "expected a whole number of seconds or milliseconds, e.g. \"8s\" or \"500ms\"",
         ));
     }
-    let n: u64 = digits.parse().map_err(|_| bad("number too large"))?;
-    Ok(if millis {
+    let too_long = "must be at most a day (86400s)";
+    let n: u64 = digits.parse().map_err(|_| bad(too_long))?;
+    let d = if millis {
         Duration::from_millis(n)
     } else {
         Duration::from_secs(n)
-    })
+    };
+    if d > MAX_DURATION {
+        return Err(bad(too_long));
+    }
+    Ok(d)
 }
 
 /// `BODY_BUDGET`: a whole number of bytes, optionally with `KiB`, `MiB` or `GiB` (`64MiB`),
-/// at least the largest `/echo` body, so that one can always be taken.
+/// at least the largest `/echo` body, so that one can always be taken, and at most
+/// [`MAX_BODY_BUDGET`] (a larger figure is a typo, or an attempt to switch the budget off).
 pub fn parse_budget(value: &str) -> Result<usize, ConfigError> {
     let bad = || ConfigError::Size(value.to_owned());
     let t = value.trim();
@@ -362,10 +437,21 @@ pub fn parse_budget(value: &str) -> Result<usize, ConfigError> {
         .ok()
         .and_then(|n| n.checked_mul(unit))
         .ok_or_else(bad)?;
-    if bytes < MAX_BODY {
+    if !(MAX_BODY..=MAX_BODY_BUDGET).contains(&bytes) {
         return Err(bad());
     }
     Ok(bytes)
+}
+
+/// `MAX_CONNECTIONS`: a whole number from 1 to [`MAX_MAX_CONNECTIONS`].
+pub fn parse_max_connections(value: &str) -> Result<usize, ConfigError> {
+    let t = value.trim();
+    t.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| t.parse::<usize>().ok())
+        .flatten()
+        .filter(|n| (1..=MAX_MAX_CONNECTIONS).contains(n))
+        .ok_or_else(|| ConfigError::Count(value.to_owned()))
 }
 
 /// A duration above zero, or `default` when unset.
@@ -430,6 +516,9 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert_eq!(c.port, 8080);
         assert_eq!(c.listen_addr().to_string(), "0.0.0.0:8080");
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.send_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.max_connections, None);
         assert_eq!(c.log_filter, parse_log_filter("info").unwrap());
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.server.shutdown_grace, Duration::from_secs(8));
@@ -443,6 +532,31 @@ mod tests {
         assert_eq!(parse(&[("PORT", "9090")]).unwrap().port, 9090);
         assert_eq!(parse(&[("PORT", " 65535 ")]).unwrap().port, 65535);
         assert_eq!(parse(&[("PORT", "0")]).unwrap().port, 0);
+    }
+
+    #[test]
+    fn host_takes_an_ip_address_for_local_development() {
+        for (v, addr) in [
+            ("127.0.0.1", "127.0.0.1:8080"),
+            (" 0.0.0.0 ", "0.0.0.0:8080"),
+            ("::1", "[::1]:8080"),
+            ("::", "[::]:8080"),
+            ("", "0.0.0.0:8080"),
+        ] {
+            assert_eq!(
+                parse(&[("HOST", v)]).unwrap().listen_addr().to_string(),
+                addr
+            );
+        }
+        for bad in ["localhost", "127.0.0.1:8080", "256.0.0.1", "[::1]", "0"] {
+            let err = parse(&[("HOST", bad)]).unwrap_err();
+            assert_eq!(err, ConfigError::Host(bad.to_owned()));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid HOST={bad:?}: ")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -603,6 +717,74 @@ mod tests {
     }
 
     #[test]
+    fn every_duration_is_at_most_a_day() {
+        for var in [
+            "HEADER_READ_TIMEOUT",
+            "KEEPALIVE_TIMEOUT",
+            "BODY_READ_TIMEOUT",
+            "SEND_TIMEOUT",
+        ] {
+            for ok in ["86400", "86400s", "86400000ms", "1ms"] {
+                assert!(parse(&[(var, ok)]).is_ok(), "{var}={ok}");
+            }
+            for over in [
+                "86401",
+                "86400001ms",
+                "9300000000000000000",
+                "18446744073709551615",
+                "18446744073709551616",
+                "99999999999999999999999ms",
+            ] {
+                let err = parse(&[(var, over)]).unwrap_err();
+                let msg = err.to_string();
+                assert!(
+                    msg.starts_with(&format!("invalid {var}={over:?}: ")),
+                    "{msg}"
+                );
+                assert!(msg.contains("at most a day"), "{msg}");
+            }
+        }
+        let err = parse(&[("SHUTDOWN_GRACE", "18446744073709551615")]).unwrap_err();
+        assert!(err.to_string().contains("SHUTDOWN_GRACE"), "{err}");
+    }
+
+    #[test]
+    fn body_read_and_send_timeouts_are_configurable_and_above_zero() {
+        let c = parse(&[("BODY_READ_TIMEOUT", "2s"), ("SEND_TIMEOUT", "1500ms")]).unwrap();
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.server.send_timeout, Duration::from_millis(1500));
+        for var in ["BODY_READ_TIMEOUT", "SEND_TIMEOUT"] {
+            let err = parse(&[(var, "0ms")]).unwrap_err();
+            assert!(err.to_string().contains("greater than zero"), "{err}");
+        }
+    }
+
+    #[test]
+    fn max_connections_is_a_count_from_one() {
+        for (v, n) in [("1", 1), (" 5000 ", 5000), ("1048576", 1 << 20)] {
+            let c = parse(&[("MAX_CONNECTIONS", v)]).unwrap();
+            assert_eq!(c.server.max_connections, Some(n), "{v}");
+        }
+        for bad in [
+            "0",
+            "-1",
+            "1048577",
+            "ten",
+            "1e3",
+            "+5",
+            "18446744073709551616",
+        ] {
+            let err = parse(&[("MAX_CONNECTIONS", bad)]).unwrap_err();
+            assert_eq!(err, ConfigError::Count(bad.to_owned()));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid MAX_CONNECTIONS={bad:?}: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn body_budget_takes_bytes_or_binary_units_from_one_mebibyte() {
         assert_eq!(parse(&[]).unwrap().body_budget, None);
         for (v, bytes) in [
@@ -611,6 +793,7 @@ mod tests {
             ("2048KiB", 2 << 20),
             ("1048576", 1 << 20),
             (" 3MiB ", 3 << 20),
+            ("1024GiB", 1 << 40),
         ] {
             let c = parse(&[("BODY_BUDGET", v)]).unwrap();
             assert_eq!(c.body_budget, Some(bytes), "{v}");
@@ -624,6 +807,8 @@ mod tests {
             "1023KiB",
             "0",
             "99999999999999999999GiB",
+            "1025GiB",
+            "18446744073709551615",
         ] {
             let err = parse(&[("BODY_BUDGET", bad)]).unwrap_err();
             assert_eq!(err, ConfigError::Size(bad.to_owned()));

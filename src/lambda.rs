@@ -25,14 +25,14 @@ use lambda_http::tower::{Layer, Service};
 use lambda_http::{Body, IntoResponse};
 use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::LevelFilter;
 
 use crate::config::Config;
 use crate::http::body::MAX_BODY;
 use crate::http::response::ResponseBody;
 use crate::respond::respond;
 use crate::routes::State;
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFilter, LogFormat};
 
 /// Set by Lambda for custom runtimes: the `host:port` of the Runtime API. Its presence is what
 /// makes the binary serve Lambda invocations instead of HTTP.
@@ -61,7 +61,7 @@ where
 /// What serving Lambda needs beyond [`Config`], parsed and checked before the first invocation.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub log_filter: Targets,
+    pub log_filter: LogFilter,
     pub log_format: LogFormat,
     /// Bytes request bodies may hold: `BODY_BUDGET`, else a quarter of the function's memory.
     pub body_budget: usize,
@@ -136,7 +136,11 @@ impl Settings {
         };
 
         let log_filter = match get(ENV_LOG_LEVEL) {
-            Some(v) => Targets::new().with_default(parse_lambda_level(&v)?),
+            Some(v) => {
+                let mut filter = LogFilter::default();
+                filter.set_default(parse_lambda_level(&v)?);
+                filter
+            }
             None => config.log_filter.clone(),
         };
         let log_format = match get(ENV_LOG_FORMAT) {
@@ -420,6 +424,10 @@ mod tests {
         Settings::from_lookup(&config, lookup)
     }
 
+    fn filter(directives: &str) -> LogFilter {
+        crate::config::parse_log_filter(directives).unwrap()
+    }
+
     #[test]
     fn lambda_is_told_by_the_runtime_api_variable() {
         assert!(is_lambda(|n| (n == ENV_RUNTIME_API).then(|| "x".to_owned())));
@@ -430,7 +438,7 @@ mod tests {
     fn defaults_are_lambda_json_info_and_a_quarter_of_the_memory() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.log_format, LogFormat::LambdaJson);
-        assert_eq!(s.log_filter.to_string(), "info");
+        assert_eq!(s.log_filter, filter("info"));
         assert_eq!(s.body_budget, 32 * 1024 * 1024);
         // Never below one largest body.
         let s = settings(&[(ENV_MEMORY_SIZE, "1")]).unwrap();
@@ -442,11 +450,11 @@ mod tests {
     #[test]
     fn the_lambda_log_level_wins_over_rust_log_and_fatal_means_error() {
         let s = settings(&[("RUST_LOG", "debug"), (ENV_LOG_LEVEL, "warn")]).unwrap();
-        assert_eq!(s.log_filter.to_string(), "warn");
+        assert_eq!(s.log_filter, filter("warn"));
         let s = settings(&[(ENV_LOG_LEVEL, "FATAL")]).unwrap();
-        assert_eq!(s.log_filter.to_string(), "error");
+        assert_eq!(s.log_filter, filter("error"));
         let s = settings(&[("RUST_LOG", "warn,hyper_cloudrun=debug")]).unwrap();
-        assert_eq!(s.log_filter.to_string(), "hyper_cloudrun=debug,warn");
+        assert_eq!(s.log_filter, filter("hyper_cloudrun=debug,warn"));
     }
 
     #[test]
@@ -558,6 +566,7 @@ mod tests {
     async fn a_handler_panic_is_answered_500_and_the_next_request_as_usual() {
         let state = State {
             budget: crate::http::budget::Budget::new(4 * MAX_BODY),
+            body_read_timeout: std::time::Duration::from_secs(30),
         };
         let post = Request::builder()
             .method("POST")

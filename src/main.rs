@@ -1,16 +1,16 @@
-//! The process lifecycle, in order: config → telemetry → signal handlers → bind → state → serve
-//! → exit.
+//! The process lifecycle, in order: config → telemetry → start-up facts (open files, memory,
+//! budget, connection cap) → signal handlers → bind → serve → exit.
 
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use hyper_cloudrun::config::Config;
+use hyper_cloudrun::config::{Config, ServerConfig};
 use hyper_cloudrun::http::body::MAX_BODY;
 use hyper_cloudrun::http::budget::{self, Budget};
 use hyper_cloudrun::routes::State;
 use hyper_cloudrun::server::{self, Drain};
-use hyper_cloudrun::{listener, runtime, shutdown, telemetry};
+use hyper_cloudrun::{cgroup, limits, listener, runtime, shutdown, telemetry};
 use tracing::{Level, error, info, warn};
 
 /// Bad configuration (BSD sysexits `EX_USAGE`): Cloud Run shows it as a failed start, not a
@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         return serve_lambda(&config);
     }
     telemetry::init(config.log_format, config.log_filter.clone());
+    let (state, server_config) = start_up_facts(&config);
 
     let cpus = runtime::available_cpus();
     let rt = match runtime::build(cpus) {
@@ -52,6 +53,8 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(e) => return startup_failed("cannot bind", Some(addr), &e),
         };
+        // Before the port is announced: connections made from now on inherit them.
+        server::set_socket_options(&listener, server_config.send_timeout);
         let bound = listener.local_addr().map_or(addr, |a| a);
         info!(
             addr = %bound,
@@ -60,10 +63,9 @@ fn main() -> ExitCode {
             version = env!("CARGO_PKG_VERSION"),
             "listening"
         );
-        let state = state(&config);
         tokio::select! {
             biased;
-            drain = server::serve(listener, &config.server, state, first_signal) => match drain {
+            drain = server::serve(listener, &server_config, state, first_signal) => match drain {
                 Drain::Complete { .. } => ExitCode::SUCCESS,
                 Drain::Cut { .. } => ExitCode::from(EXIT_DRAIN_CUT),
             },
@@ -77,17 +79,45 @@ fn main() -> ExitCode {
     })
 }
 
-/// What every handler shares ([`State`]): here the body budget, `BODY_BUDGET` or a quarter of
-/// the container's memory limit, logged once.
-fn state(config: &Config) -> State {
-    let (bytes, source) = match config.body_budget {
-        Some(bytes) => (bytes, budget::Source::Environment),
-        None => budget::from_memory_limit(MAX_BODY),
+/// What the process starts with, each logged once before the port opens: the open file limit
+/// (raised to the hard limit), the body budget (`BODY_BUDGET` or a quarter of the memory limit)
+/// and the connection cap (`MAX_CONNECTIONS`, or derived from the memory and open file limits).
+/// Returns the state every handler shares ([`State`]) and the server's configuration with its
+/// connection cap set.
+fn start_up_facts(config: &Config) -> (State, ServerConfig) {
+    let open_files = match limits::raise_open_files() {
+        Ok(files) => {
+            info!(
+                was = files.was,
+                soft = files.soft,
+                hard = files.hard,
+                "open file limit"
+            );
+            files.soft
+        }
+        Err(error) => {
+            warn!(%error, "cannot read or raise the open file limit");
+            limits::ASSUMED_OPEN_FILES
+        }
     };
-    info!(bytes, source = source.as_str(), "request body budget");
-    State {
-        budget: Budget::new(bytes),
+    let memory_limit = cgroup::memory_limit();
+    let (bytes, source) = budget::size(config.body_budget, memory_limit, MAX_BODY);
+    if source == budget::Source::EnvironmentCapped {
+        warn!(
+            configured = config.body_budget,
+            memory_limit, "BODY_BUDGET is above the memory limit, capped to it"
+        );
     }
+    info!(bytes, source = source.as_str(), "request body budget");
+    let mut server = config.server.clone();
+    let (max, source) = limits::max_connections(server.max_connections, memory_limit, open_files);
+    info!(max, source = source.as_str(), "connection cap");
+    server.max_connections = Some(max);
+    let state = State {
+        budget: Budget::new(bytes),
+        body_read_timeout: config.server.body_read_timeout,
+    };
+    (state, server)
 }
 
 /// Reports a start-up failure once: as an `ERROR` line when the log filter lets one through,
@@ -134,6 +164,8 @@ fn serve_lambda(config: &Config) -> ExitCode {
     );
     let state = State {
         budget: Budget::new(settings.body_budget),
+        // An event arrives whole: the timeout never runs out.
+        body_read_timeout: config.server.body_read_timeout,
     };
     match rt.block_on(lambda::run(state)) {
         Ok(()) => ExitCode::SUCCESS,

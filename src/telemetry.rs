@@ -14,9 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -31,6 +32,75 @@ pub enum LogFormat {
     /// Cloud Logging's; chosen by [`crate::lambda`], never by `LOG_FORMAT`.
     #[cfg(feature = "lambda")]
     LambdaJson,
+}
+
+/// A parsed `RUST_LOG` (`config::parse_log_filter`): a level for every target, and levels for some
+/// targets and the modules under them.
+///
+/// A target matches whole path segments: `hyper` is `hyper` and `hyper::proto::h1`, not
+/// `hyper_util` nor this crate's `hyper_cloudrun`. tracing-subscriber's `Targets` matches by
+/// string prefix (`target.starts_with(directive)`), so there `info,hyper=debug` turned on this
+/// service's own debug access line as well as hyper's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFilter {
+    default: LevelFilter,
+    targets: Vec<(String, LevelFilter)>,
+}
+
+impl Default for LogFilter {
+    /// Everything off, as an empty `Targets` is.
+    fn default() -> Self {
+        Self {
+            default: LevelFilter::OFF,
+            targets: Vec::new(),
+        }
+    }
+}
+
+impl LogFilter {
+    /// The level of every target no directive names.
+    pub fn set_default(&mut self, level: LevelFilter) {
+        self.default = level;
+    }
+
+    /// The level of `target` and the modules under it; a later call for it wins.
+    pub fn set(&mut self, target: &str, level: LevelFilter) {
+        match self.targets.iter_mut().find(|(t, _)| t == target) {
+            Some((_, l)) => *l = level,
+            None => self.targets.push((target.to_owned(), level)),
+        }
+    }
+
+    /// The level for `target`: that of the longest directive naming it or a module it is in.
+    pub fn level_for(&self, target: &str) -> LevelFilter {
+        self.targets
+            .iter()
+            .filter(|(t, _)| {
+                target
+                    .strip_prefix(t.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+            .max_by_key(|(t, _)| t.len())
+            .map_or(self.default, |&(_, level)| level)
+    }
+
+    /// Whether an event of `level` from `target` is logged.
+    pub fn would_enable(&self, target: &str, level: &tracing::Level) -> bool {
+        *level <= self.level_for(target)
+    }
+
+    /// Whether the event or span described by `meta` is logged.
+    pub fn enables(&self, meta: &Metadata<'_>) -> bool {
+        self.would_enable(meta.target(), meta.level())
+    }
+
+    /// The most verbose level anything is logged at.
+    pub fn max_level(&self) -> LevelFilter {
+        self.targets
+            .iter()
+            .map(|&(_, level)| level)
+            .fold(self.default, LevelFilter::max)
+    }
 }
 
 /// Where finished lines go. Production writes to stdout; tests collect them.
@@ -50,7 +120,7 @@ impl Sink for Stdout {
 
 /// Installs the global subscriber and a panic hook that logs panics as `ERROR` lines.
 /// Call once, first thing in `main`.
-pub fn init(format: LogFormat, filter: Targets) {
+pub fn init(format: LogFormat, filter: LogFilter) {
     let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(LogLayer::new(format, Stdout));
@@ -69,6 +139,26 @@ pub fn init(format: LogFormat, filter: Targets) {
             .unwrap_or_else(|| "non-string panic payload".to_owned());
         tracing::error!(panic = %payload, %location, "panicked");
     }));
+}
+
+/// `RUST_LOG` as a layer: the interest of each callsite is settled once, when it is first hit,
+/// so a disabled event costs one cached check (as tracing-subscriber's `Targets` does).
+impl<S: Subscriber> Layer<S> for LogFilter {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.enables(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        self.enables(meta)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max_level())
+    }
 }
 
 /// The formatting layer.
@@ -384,10 +474,23 @@ mod tests {
         }
     }
 
+    /// `level` or `level,target=level,…`, as `RUST_LOG` writes them (checked by `config`).
+    fn filter_of(directives: &str) -> LogFilter {
+        let mut filter = LogFilter::default();
+        for d in directives.split(',') {
+            let level = |l: &str| l.parse::<LevelFilter>().unwrap();
+            match d.split_once('=') {
+                Some((target, l)) => filter.set(target, level(l)),
+                None => filter.set_default(level(d)),
+            }
+        }
+        filter
+    }
+
     fn capture(format: LogFormat, filter: &str, f: impl FnOnce()) -> Vec<String> {
         let sink = Captured::default();
         let subscriber = tracing_subscriber::registry()
-            .with(filter.parse::<Targets>().unwrap())
+            .with(filter_of(filter))
             .with(LogLayer::new(format, sink.clone()));
         tracing::subscriber::with_default(subscriber, f);
         sink.lines()
@@ -464,6 +567,29 @@ mod tests {
             "{}",
             lines[0]
         );
+    }
+
+    #[test]
+    fn a_target_directive_matches_whole_module_names_not_prefixes() {
+        let lines = capture(LogFormat::Json, "info,hyper=debug", || {
+            debug!(target: "hyper::proto::h1::conn", "hyper's");
+            debug!(target: "hyper", "hyper's top");
+            debug!(target: "hyper_cloudrun::server", "ours");
+            debug!(target: "hyper_util::server", "hyper-util's");
+            info!(target: "hyper_cloudrun", "ours at info");
+        });
+        let messages: Vec<&str> = lines
+            .iter()
+            .map(|l| {
+                l.split(r#""message":""#)
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(messages, ["hyper's", "hyper's top", "ours at info"]);
     }
 
     #[test]

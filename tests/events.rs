@@ -11,6 +11,7 @@ use hyper_cloudrun::config::ServerConfig;
 use hyper_cloudrun::http::body::MAX_BODY;
 use hyper_cloudrun::http::budget::Budget;
 use hyper_cloudrun::routes::State;
+use hyper_cloudrun::routes::events::MAX_EVENT_BODY;
 use hyper_cloudrun::server::Drain;
 #[cfg(target_os = "linux")]
 use support::Process;
@@ -140,13 +141,33 @@ async fn a_structured_mode_event_is_refused_with_415_saying_eventarc_uses_binary
     }
 }
 
+/// Larger than anything Pub/Sub or Eventarc delivers (a 10 MB message in base64): refused
+/// before a byte of it is read.
 #[tokio::test]
 async fn an_event_body_over_the_limit_gets_413() {
     let server = TestServer::start_default().await;
-    let mut c = http1(server.addr).await;
-    let big = "x".repeat(MAX_BODY + 1);
-    let r = send1(&mut c, event(&[], &big)).await;
-    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /events HTTP/1.1\r\nhost: t\r\nce-specversion: 1.0\r\nce-id: 1\r\n\
+             ce-source: s\r\nce-type: t\r\ncontent-length: {}\r\n\r\n",
+            MAX_EVENT_BODY + 1
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reply = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut reply))
+        .await
+        .expect("an answer before the body")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(
+        reply.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{reply}"
+    );
+    assert!(reply.contains("connection: close\r\n"), "{reply}");
 }
 
 #[tokio::test]
@@ -254,20 +275,22 @@ async fn each_event_is_logged_once_at_info_with_its_attributes_and_trace() {
 }
 
 /// Events read their data under the same memory budget as `/echo`: with the budget spent by an
-/// upload in progress, an event is answered `503` with `retry-after` (Eventarc retries it).
+/// upload in progress, an event is answered `503` with `retry-after` (the sender retries it).
 #[tokio::test]
 async fn an_event_the_body_budget_cannot_take_gets_503_with_retry_after() {
+    let config = ServerConfig::default();
     let state = State {
         budget: Budget::new(MAX_BODY),
+        body_read_timeout: config.body_read_timeout,
     };
-    let server = TestServer::with_state(ServerConfig::default(), state).await;
-    // An upload that declares the whole budget and sends only its head.
+    let server = TestServer::with_state(config, state).await;
+    // An upload that sends all but a byte of the whole budget, and stops.
     let mut held = TcpStream::connect(server.addr).await.unwrap();
-    held.write_all(
-        format!("POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: {MAX_BODY}\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    let mut upload =
+        format!("POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: {MAX_BODY}\r\n\r\n")
+            .into_bytes();
+    upload.resize(upload.len() + MAX_BODY - 1, b'x');
+    held.write_all(&upload).await.unwrap();
     // The event may get there before the server has read the upload's head: then it is
     // accepted, and sent again.
     let refused = tokio::time::timeout(Duration::from_secs(10), async {

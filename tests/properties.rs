@@ -1,13 +1,15 @@
 //! Properties of the parsers we wrote, over generated input: configuration values (operator
-//! input, read before the port opens) and trace headers (client input, read on every request).
-//! Nothing panics; what parses is well-formed; every error names its variable on one line.
-//! `fuzz/` drives the same functions with coverage guidance.
+//! input, read before the port opens), trace headers (client input, read on every request) and
+//! the Pub/Sub push envelope (client input on `/events`). Nothing panics; what parses is
+//! well-formed; every error names its variable on one line. `fuzz/` drives the same functions
+//! with coverage guidance.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use hyper_cloudrun::config::{self, Config, ConfigError};
 use hyper_cloudrun::http::trace::{TraceContext, parse_traceparent, parse_x_cloud_trace_context};
+use hyper_cloudrun::pubsub::{self, Envelope, Refused};
 use proptest::prelude::*;
 
 /// Strings near the valid ones as well as anything at all.
@@ -118,16 +120,26 @@ proptest! {
     fn durations_round_trip_in_seconds_and_milliseconds(n in any::<u64>(), unit in "(|s|ms)") {
         let want = if unit == "ms" { Duration::from_millis(n) } else { Duration::from_secs(n) };
         let got = config::parse_duration(config::ENV_SHUTDOWN_GRACE, &format!(" {n}{unit} "));
-        prop_assert_eq!(got, Ok(want));
+        if want <= config::MAX_DURATION {
+            prop_assert_eq!(got, Ok(want));
+        } else {
+            let err = got.unwrap_err();
+            one_line_naming(&err, config::ENV_SHUTDOWN_GRACE)?;
+            prop_assert!(err.to_string().contains("at most a day"), "{}", err);
+        }
     }
 
     #[test]
     fn a_duration_is_digits_and_a_unit_or_an_error_naming_the_variable(s in value()) {
         let t = s.trim();
         let digits = t.strip_suffix("ms").or_else(|| t.strip_suffix('s')).unwrap_or(t);
+        let millis = t.ends_with("ms");
         let well_formed = !digits.is_empty()
             && digits.bytes().all(|b| b.is_ascii_digit())
-            && digits.parse::<u64>().is_ok();
+            && digits.parse::<u64>().is_ok_and(|n| {
+                let d = if millis { Duration::from_millis(n) } else { Duration::from_secs(n) };
+                d <= config::MAX_DURATION
+            });
         match config::parse_duration(config::ENV_HEADER_READ_TIMEOUT, &s) {
             Ok(_) => prop_assert!(well_formed, "accepted {:?}", s),
             Err(err) => {
@@ -167,7 +179,15 @@ proptest! {
         match Config::from_lookup(|k| env.get(k).cloned()) {
             Ok(c) => {
                 prop_assert!(c.server.shutdown_grace <= config::MAX_SHUTDOWN_GRACE);
-                prop_assert!(!c.server.header_read_timeout.is_zero());
+                for d in [
+                    c.server.header_read_timeout,
+                    c.server.keepalive_timeout,
+                    c.server.body_read_timeout,
+                    c.server.send_timeout,
+                ] {
+                    prop_assert!(!d.is_zero() && d <= config::MAX_DURATION, "{:?}", d);
+                }
+                prop_assert!(c.body_budget.is_none_or(|b| b <= config::MAX_BODY_BUDGET));
                 let port = env.get(config::ENV_PORT).filter(|v| !v.is_empty());
                 prop_assert_eq!(
                     Some(c.port),
@@ -263,5 +283,100 @@ proptest! {
                 well_formed(&tc)?;
             }
         }
+    }
+}
+
+/// A JSON value of bounded depth, written out with random whitespace around its tokens.
+fn json_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        any::<String>().prop_map(|s| json_str(&s)),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| format!("{f:e}")),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+        Just("null".to_owned()),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6)
+                .prop_map(|items| format!("[ {} ]", items.join(" ,\n"))),
+            proptest::collection::vec((any::<String>(), inner), 0..6).prop_map(|members| {
+                let members: Vec<String> = members
+                    .iter()
+                    .map(|(k, v)| format!("{}\t: {v}", json_str(k)))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+/// `s` as a JSON string literal (RFC 8259 §7): quote, backslash and control characters
+/// escaped, the rest as it is.
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+proptest! {
+    #[test]
+    fn a_push_envelope_gives_back_its_message_id_and_subscription(
+        id in any::<String>().prop_filter("non-empty", |s| !s.is_empty()),
+        subscription in any::<String>(),
+        extra in proptest::collection::vec(("[a-zA-Z_]{1,12}", json_value()), 0..4),
+        id_name in prop_oneof![Just("messageId"), Just("message_id")],
+        message_first in any::<bool>(),
+    ) {
+        // Extra members at both levels, never named like the ones read.
+        let extra: Vec<String> = extra
+            .iter()
+            .filter(|(k, _)| !["message", "messageId", "message_id", "subscription"].contains(&k.as_str()))
+            .map(|(k, v)| format!("{}: {v}", json_str(k)))
+            .collect();
+        let mut message = extra.clone();
+        message.push(format!("{}:{}", json_str(id_name), json_str(&id)));
+        let message = format!("\"message\": {{ {} }}", message.join(" , "));
+        let subscription_member = format!("\"subscription\":{}", json_str(&subscription));
+        let mut members = extra;
+        if message_first {
+            members.extend([message, subscription_member]);
+        } else {
+            members.extend([subscription_member, message]);
+        }
+        let body = format!(" {{{}}}\r\n", members.join(",\n "));
+        prop_assert_eq!(
+            pubsub::parse(body.as_bytes()),
+            Ok(Envelope { message_id: id, subscription }),
+            "{}", body
+        );
+        // Cut anywhere before its closing brace, the document is no longer JSON.
+        let end = body.trim_end().len() - 1;
+        let cut = end / 2;
+        prop_assert_eq!(pubsub::parse(&body.as_bytes()[..cut]), Err((Refused::NotJson, None)));
+    }
+
+    #[test]
+    fn the_envelope_scanner_never_panics_on_any_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..256),
+        json in json_value(),
+    ) {
+        let _ = pubsub::parse(&bytes);
+        // Well-formed JSON that is not an envelope is said to be so, not to be malformed.
+        let got = pubsub::parse(json.as_bytes());
+        prop_assert!(
+            !matches!(got, Err((Refused::NotJson, _))) || !json.trim_start().starts_with('{'),
+            "{:?}: {}", got, json
+        );
     }
 }

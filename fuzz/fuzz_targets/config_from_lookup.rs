@@ -13,7 +13,15 @@ fuzz_target!(|values: [Option<String>; config::ENV_VARS.len()]| {
     match Config::from_lookup(lookup) {
         Ok(c) => {
             assert!(c.server.shutdown_grace <= config::MAX_SHUTDOWN_GRACE);
-            assert!(!c.server.header_read_timeout.is_zero());
+            for d in [
+                c.server.header_read_timeout,
+                c.server.keepalive_timeout,
+                c.server.body_read_timeout,
+                c.server.send_timeout,
+            ] {
+                assert!(!d.is_zero() && d <= config::MAX_DURATION, "{d:?}");
+            }
+            assert!(c.body_budget.is_none_or(|b| b <= config::MAX_BODY_BUDGET));
             let project = lookup(config::ENV_GOOGLE_CLOUD_PROJECT).filter(|v| !v.is_empty());
             assert_eq!(c.server.project_id, project);
         }

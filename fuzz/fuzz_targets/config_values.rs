@@ -25,6 +25,7 @@ fuzz_target!(|value: &str| {
         Err(err) => one_line_naming(&err, config::ENV_PORT),
     }
     for var in [config::ENV_SHUTDOWN_GRACE, config::ENV_HEADER_READ_TIMEOUT] {
+        // Every accepted duration is at most a day: nothing can overflow a clock reading.
         match config::parse_duration(var, value) {
             Ok(d) => {
                 let t = value.trim();
@@ -39,11 +40,24 @@ fuzz_target!(|value: &str| {
                     std::time::Duration::from_secs(n)
                 };
                 assert_eq!(d, want, "{value:?}");
+                assert!(d <= config::MAX_DURATION, "{value:?}");
             }
             Err(err) => one_line_naming(&err, var),
         }
     }
     if let Err(err) = config::parse_log_filter(value) {
         one_line_naming(&err, config::ENV_LOG_FILTER);
+    }
+    match config::parse_host(value) {
+        Ok(ip) => assert_eq!(value.trim().parse::<std::net::IpAddr>().ok(), Some(ip)),
+        Err(err) => one_line_naming(&err, config::ENV_HOST),
+    }
+    match config::parse_budget(value) {
+        Ok(bytes) => assert!(bytes <= config::MAX_BODY_BUDGET, "{value:?}"),
+        Err(err) => one_line_naming(&err, config::ENV_BODY_BUDGET),
+    }
+    match config::parse_max_connections(value) {
+        Ok(n) => assert!((1..=config::MAX_MAX_CONNECTIONS).contains(&n), "{value:?}"),
+        Err(err) => one_line_naming(&err, config::ENV_MAX_CONNECTIONS),
     }
 });

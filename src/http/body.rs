@@ -2,6 +2,7 @@
 //! all bodies in memory share.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
@@ -16,22 +17,38 @@ use super::response::{ResponseBody, closing, text};
 /// this size too (see `server::protocol`), and the body budget is never smaller.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// The first reservation of a body of unknown length.
-const FIRST_STEP: usize = 64 * 1024;
+/// How large a body [`read_body`] takes, and what the `413` past it says.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub bytes: usize,
+    pub too_large: &'static str,
+}
+
+/// [`MAX_BODY`], which every handler but `/events` reads under.
+pub const BODY_LIMIT: Limit = Limit {
+    bytes: MAX_BODY,
+    too_large: "request body over 1 MiB\n",
+};
 
 const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 
-/// Reads a whole request body of at most [`MAX_BODY`] bytes, for the handlers that need it at
-/// once; `Err` is the answer to give instead. A declared length over the limit is refused
-/// before a byte is read; an undeclared (chunked) one is cut at the limit. Either way the rest
-/// is never buffered, and the answer says `connection: close` ([`closing`]).
+/// Reads a whole request body of at most `limit` bytes (usually [`BODY_LIMIT`]), for the
+/// handlers that need it at once; `Err` is the answer to give instead. A declared length over
+/// the limit is refused before a byte is read; an undeclared (chunked) one is cut at the limit.
+/// Either way the rest is never buffered, and the answer says `connection: close`
+/// ([`closing`]).
 ///
-/// The body's bytes are reserved in `budget` before they are read (see [`super::budget`]), and
-/// stay reserved as long as the returned [`RequestBody`] lives. When the budget cannot take
-/// them the answer is `503` at once.
+/// The body takes from `budget` as its bytes arrive (see [`super::budget`]), and holds them as
+/// long as the returned [`RequestBody`] lives: a client holds at most twice what it has sent
+/// (the buffer's capacity, which doubles), not what it declared. A body the budget cannot take
+/// more of is answered `503` (at once when its declared length does not fit what is left);
+/// one larger than the whole budget `413`, since a retry cannot succeed either. A body that
+/// sends nothing for `read_timeout` is answered `408`, and what it held is given back.
 pub async fn read_body<B>(
     req: Request<B>,
     budget: &Arc<Budget>,
+    limit: Limit,
+    read_timeout: Duration,
 ) -> Result<(hyper::http::request::Parts, RequestBody), Response<ResponseBody>>
 where
     B: Body<Data = Bytes>,
@@ -43,20 +60,35 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let version = req.version();
+    let max = limit.bytes.min(budget.limit());
+    let too_large = || {
+        let why = if max < limit.bytes {
+            "request body larger than all of BODY_BUDGET\n"
+        } else {
+            limit.too_large
+        };
+        closing(version, text(StatusCode::PAYLOAD_TOO_LARGE, why))
+    };
     let declared = match declared {
-        Some(n) if n > MAX_BODY as u64 => return Err(closing(version, too_large())),
+        Some(n) if n > max as u64 => return Err(too_large()),
         Some(n) => Some(n as usize),
         None => None,
     };
-    // A streamed body reserves a first step, and twice as much each time it outgrows it.
-    let Some(mut held) = budget.reserve(declared.unwrap_or(FIRST_STEP)) else {
+    // Nothing is taken before bytes arrive, but a body with no room left for it now is refused
+    // at once rather than read until the room runs out.
+    if declared.is_some_and(|n| n > budget.limit().saturating_sub(budget.held())) {
         return Err(closing(version, busy()));
-    };
+    }
+    let mut held = budget.empty();
     let (parts, body) = req.into_parts();
     let mut body = std::pin::pin!(body);
-    let mut buf = Vec::with_capacity(held.bytes());
+    let mut buf = Vec::new();
     loop {
-        let data = match body.as_mut().frame().await {
+        let Ok(frame) = tokio::time::timeout(read_timeout, body.as_mut().frame()).await else {
+            let stalled = text(StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
+            return Err(closing(version, stalled));
+        };
+        let data = match frame {
             None => break,
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
@@ -70,14 +102,18 @@ where
             }
         };
         let len = buf.len() + data.len();
-        if len > MAX_BODY {
-            return Err(closing(version, too_large()));
+        if len > max {
+            return Err(too_large());
         }
-        if len > held.bytes() {
-            if !held.grow_to(len.max(held.bytes() * 2).min(MAX_BODY)) {
+        if len > buf.capacity() {
+            // The buffer doubles, up to the declared length, and the budget holds its capacity.
+            let capacity = len
+                .max(buf.capacity() * 2)
+                .min(declared.unwrap_or(max).max(len));
+            if !held.grow_to(capacity) {
                 return Err(closing(version, busy()));
             }
-            buf.reserve_exact(held.bytes() - buf.len());
+            buf.reserve_exact(capacity - buf.len());
         }
         buf.extend_from_slice(&data);
     }
@@ -121,8 +157,4 @@ fn busy() -> Response<ResponseBody> {
     );
     res.headers_mut().insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
     res
-}
-
-fn too_large() -> Response<ResponseBody> {
-    text(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB\n")
 }

@@ -2,16 +2,16 @@
 //!
 //! Without it, h2c's multiplexing let one client hold a body per stream: `h2load -c 10 -m 200`
 //! with 1 MB bodies took the process to 2.4 GB, and Cloud Run kills an instance over its memory
-//! limit, with every request in flight on it. Each `/echo` reserves its body's bytes before
-//! reading them (all at once for a declared length, in growing steps for a streamed one) and
-//! gives them back when its answer has been sent. A request the budget cannot take is answered
-//! `503` with `retry-after` at once rather than queued, so a burst cannot build a queue either.
+//! limit, with every request in flight on it. Each body takes from the budget as its bytes
+//! arrive (see `body::read_body`) and gives them back when its answer has been sent: a client
+//! holds what it has sent, not what it declared. A request the budget cannot take is answered
+//! `503` with `retry-after` rather than queued, so a burst cannot build a queue either.
 //!
-//! The default is a quarter of the container's memory limit, read once at start-up from the
-//! cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`; Cloud Run sets it from the service's
-//! memory limit), else [`FALLBACK_BUDGET`]. The other three quarters are for what the budget
-//! does not count: per-connection buffers (HTTP/2 windows, read and write buffers), the
-//! allocator's slack, the binary.
+//! The default ([`size`]) is a quarter of the container's memory limit (read once at start-up
+//! from the process's own cgroup, `crate::cgroup`; Cloud Run sets it from the service's memory
+//! limit), else [`FALLBACK_BUDGET`]; a `BODY_BUDGET` above the memory limit is capped to it.
+//! The other three quarters are for what the budget does not count: per-connection buffers
+//! (HTTP/2 windows, read and write buffers), the allocator's slack, the binary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -19,13 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 /// Without a cgroup limit: a quarter of 256 MiB, the memory `service.yaml` asks for.
 pub const FALLBACK_BUDGET: usize = 64 * 1024 * 1024;
 /// The budget is this fraction of the memory limit.
-const SHARE_OF_LIMIT: u64 = 4;
-/// cgroup v2: `max`, or a number of bytes.
-const CGROUP_V2_MAX: &str = "/sys/fs/cgroup/memory.max";
-/// cgroup v1: a number of bytes, close to `i64::MAX` when there is no limit.
-const CGROUP_V1_LIMIT: &str = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
-/// A v1 "limit" above this means none (the kernel reports `i64::MAX` rounded to a page).
-const NO_LIMIT: u64 = 1 << 60;
+const SHARE_OF_LIMIT: usize = 4;
 
 /// Bytes that request bodies may hold, across all connections.
 #[derive(Debug)]
@@ -49,6 +43,14 @@ impl Budget {
     /// Bytes reserved now.
     pub fn held(&self) -> usize {
         self.held.load(Relaxed)
+    }
+
+    /// A reservation of nothing yet, to grow as a body arrives ([`Reservation::grow_to`]).
+    pub fn empty(self: &Arc<Self>) -> Reservation {
+        Reservation {
+            budget: Arc::clone(self),
+            bytes: 0,
+        }
     }
 
     /// `bytes` more for one body, or `None` if that would pass the limit.
@@ -104,6 +106,8 @@ impl Drop for Reservation {
 pub enum Source {
     /// `BODY_BUDGET`.
     Environment,
+    /// `BODY_BUDGET`, above the memory limit and capped to it.
+    EnvironmentCapped,
     /// A quarter of the cgroup memory limit.
     Cgroup,
     /// No limit found: [`FALLBACK_BUDGET`].
@@ -114,37 +118,25 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Environment => "environment",
+            Self::EnvironmentCapped => "environment, capped to the memory limit",
             Self::Cgroup => "cgroup",
             Self::Fallback => "fallback",
         }
     }
 }
 
-/// The budget for this container: a quarter of its cgroup memory limit but at least `floor`
-/// (the largest body, or it could not take one at all), else the fallback.
-pub fn from_memory_limit(floor: usize) -> (usize, Source) {
-    let read = |path| std::fs::read_to_string(path).ok();
-    derive(
-        read(CGROUP_V2_MAX).as_deref(),
-        read(CGROUP_V1_LIMIT).as_deref(),
-        floor,
-    )
-}
-
-/// [`from_memory_limit`] given the two files' contents.
-fn derive(v2: Option<&str>, v1: Option<&str>, floor: usize) -> (usize, Source) {
-    let limit = v2
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .or_else(|| v1.and_then(|v| v.trim().parse::<u64>().ok()))
-        .filter(|&bytes| bytes < NO_LIMIT);
-    match limit {
-        Some(bytes) => (
-            usize::try_from(bytes / SHARE_OF_LIMIT)
-                .unwrap_or(usize::MAX)
-                .max(floor),
-            Source::Cgroup,
-        ),
-        None => (FALLBACK_BUDGET, Source::Fallback),
+/// The budget's size: `configured` (`BODY_BUDGET`) if set, but never above `memory_limit`; else
+/// a quarter of `memory_limit`; else [`FALLBACK_BUDGET`]. Never below `floor` (the largest body,
+/// or it could not take one at all).
+pub fn size(configured: Option<usize>, memory_limit: Option<u64>, floor: usize) -> (usize, Source) {
+    let limit = memory_limit.map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
+    match (configured, limit) {
+        (Some(bytes), Some(limit)) if bytes > limit => {
+            (limit.max(floor), Source::EnvironmentCapped)
+        }
+        (Some(bytes), _) => (bytes, Source::Environment),
+        (None, Some(limit)) => ((limit / SHARE_OF_LIMIT).max(floor), Source::Cgroup),
+        (None, None) => (FALLBACK_BUDGET, Source::Fallback),
     }
 }
 
@@ -173,34 +165,30 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_a_quarter_of_the_cgroup_limit() {
-        // cgroup v2 with a 256 MiB limit (service.yaml), v1 likewise.
+    fn the_default_is_a_quarter_of_the_memory_limit() {
+        // service.yaml's 256 MiB.
         assert_eq!(
-            derive(Some("268435456\n"), None, FLOOR),
+            size(None, Some(256 << 20), FLOOR),
             (64 * MIB, Source::Cgroup)
         );
-        assert_eq!(
-            derive(None, Some("536870912\n"), FLOOR),
-            (128 * MIB, Source::Cgroup)
-        );
         // A tiny limit still takes one largest body.
-        assert_eq!(
-            derive(Some("1048576\n"), None, FLOOR),
-            (MIB, Source::Cgroup)
-        );
+        assert_eq!(size(None, Some(1 << 20), FLOOR), (MIB, Source::Cgroup));
+        assert_eq!(size(None, None, FLOOR), (FALLBACK_BUDGET, Source::Fallback));
     }
 
     #[test]
-    fn no_cgroup_limit_falls_back_to_a_fixed_figure() {
-        let fallback = (FALLBACK_BUDGET, Source::Fallback);
-        assert_eq!(derive(None, None, FLOOR), fallback);
-        assert_eq!(derive(Some("max\n"), None, FLOOR), fallback);
-        // v1's "unlimited": i64::MAX rounded down to a page.
-        assert_eq!(derive(None, Some("9223372036854771712\n"), FLOOR), fallback);
+    fn body_budget_is_taken_up_to_the_memory_limit() {
         assert_eq!(
-            derive(Some("max\n"), Some("9223372036854771712\n"), FLOOR),
-            fallback
+            size(Some(8 * MIB), Some(256 << 20), FLOOR),
+            (8 * MIB, Source::Environment)
         );
-        assert_eq!(derive(Some("garbage"), None, FLOOR), fallback);
+        assert_eq!(
+            size(Some(8 * MIB), None, FLOOR),
+            (8 * MIB, Source::Environment)
+        );
+        assert_eq!(
+            size(Some(1 << 40), Some(256 << 20), FLOOR),
+            (256 * MIB, Source::EnvironmentCapped)
+        );
     }
 }

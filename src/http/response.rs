@@ -23,6 +23,11 @@ pub const BODY_SLICE: usize = 16 * 1024;
 pub struct ResponseBody(Bytes);
 
 impl ResponseBody {
+    /// What is left to send.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn new(data: Bytes) -> Self {
         Self(data)
     }

@@ -29,11 +29,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::config::MAX_DURATION;
 
 // The state word: a time since `Clock::base` in ns, shifted left by two, with the low two
 // bits saying what it is: 0 waiting idle since then, 1 waiting for the rest of a head since
@@ -60,12 +62,20 @@ const TIMER_TICK: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 pub struct Clock {
     base: Instant,
-    h2: bool,
+    /// Set once, when the protocol is known ([`Clock::h2c`]).
+    h2: AtomicBool,
     state: AtomicU64,
     /// What a read that ends an idle wait turns it into: `HEAD_UNTIMED`, or `ACTIVE` for h2.
-    after_idle: u64,
+    after_idle: AtomicU64,
     /// HTTP/1: hyper has written an answer, and the connection was not given up on since.
     answered: AtomicBool,
+    /// The server asked this connection to close ([`Clock::close`]).
+    closing: AtomicBool,
+    /// Since when writes have found the socket full (as `state` counts time, low bit set), and
+    /// none has gone through; 0 while writes go through.
+    write_blocked: AtomicU64,
+    /// h2c: requests whose answer is being made ([`InFlight`]).
+    streams: AtomicU32,
 }
 
 /// What [`Clock::wait`] found.
@@ -81,26 +91,110 @@ enum Wait {
     Active,
 }
 
+/// An h2c request whose answer is being made, from hyper's call of the service to the answer's
+/// head: its connection is not idle meanwhile ([`Clock::idle_since`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<Clock>);
+
+impl InFlight {
+    pub fn new(clock: &Arc<Clock>) -> Self {
+        clock.streams.fetch_add(1, Relaxed);
+        Self(Arc::clone(clock))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Relaxed);
+    }
+}
+
 impl Clock {
-    /// An HTTP/1 connection whose first bytes have arrived: waiting for the rest of its first
-    /// head from now.
-    pub fn http1() -> Arc<Self> {
-        Self::new(false, true)
-    }
-
-    /// An h2c connection, idle from now.
-    pub fn h2c() -> Arc<Self> {
-        Self::new(true, false)
-    }
-
-    fn new(h2: bool, head: bool) -> Arc<Self> {
+    /// A connection just accepted, whose protocol is not known yet. Not idle until its task
+    /// has looked at it ([`waiting_for_first_byte`](Self::waiting_for_first_byte)): its first
+    /// bytes may be in already.
+    pub fn opening() -> Arc<Self> {
         Arc::new(Self {
             base: Instant::now(),
-            h2,
-            state: AtomicU64::new(if head { HEAD } else { IDLE }),
-            after_idle: if h2 { ACTIVE } else { HEAD_UNTIMED },
+            h2: AtomicBool::new(false),
+            state: AtomicU64::new(BUSY),
+            after_idle: AtomicU64::new(HEAD_UNTIMED),
             answered: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            write_blocked: AtomicU64::new(0),
+            streams: AtomicU32::new(0),
         })
+    }
+
+    /// The connection's task runs: until its first bytes come, it is idle since it was accepted.
+    pub fn waiting_for_first_byte(&self) {
+        self.state.store(IDLE, Relaxed);
+    }
+
+    /// The first bytes of an HTTP/1 head have arrived: waiting for the rest from now.
+    pub fn http1(&self) {
+        self.state
+            .store(self.waiting(Instant::now(), HEAD), Relaxed);
+    }
+
+    /// The h2 preface has arrived: idle from now.
+    pub fn h2c(&self) {
+        self.h2.store(true, Relaxed);
+        self.after_idle.store(ACTIVE, Relaxed);
+        self.state
+            .store(self.waiting(Instant::now(), IDLE), Relaxed);
+    }
+
+    /// Since when the connection has waited for anything at all, if it is idle: before its
+    /// first byte, between HTTP/1 requests, or on h2c with no request in flight. `None` while a
+    /// request is read, served or answered. An h2c connection that reads frames but sends no
+    /// request (PINGs, SETTINGS) is idle too, since now: the last to be chosen, but chosen.
+    pub fn idle_since(&self) -> Option<Instant> {
+        let quiet = || self.streams.load(Relaxed) == 0;
+        match self.wait() {
+            Wait::Idle(since) if quiet() => Some(since),
+            Wait::Active if quiet() => Some(Instant::now()),
+            _ => None,
+        }
+    }
+
+    /// Asks the connection to close as shutdown closes it (see `super::drain`), but without a
+    /// lingering close: it is closed while idle, to free its descriptor for another, and has
+    /// nothing unread to protect. (One that answers once more lingers after that answer.)
+    pub fn close(&self) {
+        self.answered.store(false, Relaxed);
+        self.closing.store(true, Relaxed);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Relaxed)
+    }
+
+    /// A write found the socket full: the client reads slower than we answer, or not at all.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn write_blocked(&self) {
+        if self.write_blocked.load(Relaxed) == 0 {
+            // Never 0: the time since `base` in ns, with the low bit set.
+            self.write_blocked
+                .store(self.waiting(Instant::now(), 1), Relaxed);
+        }
+    }
+
+    /// A write went through after one found the socket full: the client reads again.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn write_unblocked(&self) {
+        self.write_blocked.store(0, Relaxed);
+    }
+
+    /// Since when writes have found the socket full, if they do.
+    fn write_blocked_since(&self) -> Option<Instant> {
+        match self.write_blocked.load(Relaxed) {
+            0 => None,
+            s => Some(self.base + Duration::from_nanos(s >> 2)),
+        }
     }
 
     /// A request head is in.
@@ -141,14 +235,14 @@ impl Clock {
     #[inline]
     pub(super) fn after_read(&self) {
         if self.state.load(Relaxed) & KIND == IDLE {
-            self.state.store(self.after_idle, Relaxed);
+            self.state.store(self.after_idle.load(Relaxed), Relaxed);
         }
     }
 
     /// Before each write: hyper writes only answers (ours, `100 Continue`, and its own 400 or
     /// 431 for a head it cannot parse).
     pub(super) fn before_write(&self) {
-        if !self.h2 {
+        if !self.h2.load(Relaxed) {
             self.answered.store(true, Relaxed);
         }
     }
@@ -191,6 +285,9 @@ pub enum Expired {
     /// Nothing arrived for the keep-alive timeout: close the connection gracefully (HTTP/1:
     /// at once, since it is idle; HTTP/2: GOAWAY, letting open streams finish).
     Idle,
+    /// Writes have found the socket full for the send timeout: the client does not read what
+    /// it is sent. Drop the connection, and what its answers hold with it.
+    Send,
 }
 
 /// Resolves once the connection has waited too long for a request head, or idled too long.
@@ -199,6 +296,7 @@ pub struct Deadline {
     clock: Arc<Clock>,
     header_timeout: Duration,
     keepalive_timeout: Duration,
+    send_timeout: Duration,
     /// The furthest out the timer is armed: the shorter limit that applies.
     step: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
@@ -210,18 +308,30 @@ pub struct Deadline {
 
 impl Deadline {
     /// Must be called inside a tokio runtime.
-    pub fn new(clock: Arc<Clock>, header_timeout: Duration, keepalive: Duration) -> Self {
+    pub fn new(
+        clock: Arc<Clock>,
+        header_timeout: Duration,
+        keepalive: Duration,
+        send_timeout: Duration,
+    ) -> Self {
+        // A clock reading plus a duration panics on overflow: the configuration takes at most
+        // a day, and so does a `ServerConfig` built any other way, here.
+        let header_timeout = header_timeout.min(MAX_DURATION);
+        let keepalive = keepalive.min(MAX_DURATION);
+        let send_timeout = send_timeout.min(MAX_DURATION);
         // Any wait may begin right after the timer is armed, so it is never armed further out
         // than the shorter limit that could apply.
-        let step = if clock.h2 {
+        let step = if clock.h2.load(Relaxed) {
             keepalive
         } else {
             header_timeout.min(keepalive)
-        };
+        }
+        .min(send_timeout);
         Self {
             clock,
             header_timeout,
             keepalive_timeout: keepalive,
+            send_timeout,
             step,
             sleep: Box::pin(tokio::time::sleep(step)),
             armed: false,
@@ -244,6 +354,11 @@ impl Deadline {
     fn next(&self, now: Instant) -> Result<Instant, Expired> {
         let reached = |at: Instant| now + TIMER_TICK >= at;
         let (head, idle) = (self.header_timeout, self.keepalive_timeout);
+        if let Some(since) = self.clock.write_blocked_since()
+            && reached(since + self.send_timeout)
+        {
+            return Err(Expired::Send);
+        }
         let at = match self.clock.wait() {
             Wait::None | Wait::Head(None) => now + self.step,
             Wait::Head(Some(since)) if reached(since + head) => return Err(Expired::Head),
@@ -294,7 +409,19 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(600);
 
     fn deadline(clock: &Arc<Clock>) -> Deadline {
-        Deadline::new(Arc::clone(clock), HEAD, IDLE)
+        Deadline::new(Arc::clone(clock), HEAD, IDLE, IDLE)
+    }
+
+    fn http1_clock() -> Arc<Clock> {
+        let clock = Clock::opening();
+        clock.http1();
+        clock
+    }
+
+    fn h2c_clock() -> Arc<Clock> {
+        let clock = Clock::opening();
+        clock.h2c();
+        clock
     }
 
     /// A response done, hyper's next read after `idle_for`, and that read's bytes.
@@ -309,14 +436,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_sends_no_whole_head_times_out() {
         let started = Instant::now();
-        let clock = Clock::http1();
+        let clock = http1_clock();
         assert_eq!(deadline(&clock).await, Expired::Head);
         assert_eq!(started.elapsed(), HEAD);
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_deadline_while_a_request_is_served() {
-        let clock = Clock::http1();
+        let clock = http1_clock();
         let mut d = deadline(&clock);
         clock.busy();
         let served = tokio::time::timeout(IDLE * 2, &mut d).await;
@@ -328,7 +455,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_keep_alive_connection_gets_the_keep_alive_timeout() {
-        let clock = Clock::http1();
+        let clock = http1_clock();
         let mut d = deadline(&clock);
         clock.busy();
         tokio::time::advance(Duration::from_secs(4)).await;
@@ -342,7 +469,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_head_started_after_a_long_idle_wait_gets_the_header_timeout_from_its_first_byte() {
-        let clock = Clock::http1();
+        let clock = http1_clock();
         let mut d = deadline(&clock);
         clock.busy();
         next_request_after(&clock, Duration::from_secs(300)).await;
@@ -360,7 +487,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_whole_head_after_an_idle_wait_is_served_without_a_deadline() {
-        let clock = Clock::http1();
+        let clock = http1_clock();
         let mut d = deadline(&clock);
         next_request_after(&clock, Duration::from_secs(500)).await;
         clock.busy();
@@ -369,7 +496,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_h2c_connection_is_idle_after_a_keep_alive_timeout_without_reads() {
-        let clock = Clock::h2c();
+        let clock = h2c_clock();
         let mut d = deadline(&clock);
         // Reads keep it open however long it lives.
         for _ in 0..5 {
@@ -385,7 +512,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_closing_connection_gets_one_more_keep_alive_timeout() {
-        let clock = Clock::h2c();
+        let clock = h2c_clock();
         let mut d = deadline(&clock);
         assert_eq!((&mut d).await, Expired::Idle);
         d.closing();
@@ -394,9 +521,59 @@ mod tests {
         assert_eq!(told.elapsed(), IDLE);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn writes_blocked_for_the_send_timeout_expire_the_connection() {
+        const SEND: Duration = Duration::from_secs(30);
+        let clock = http1_clock();
+        let mut d = Deadline::new(Arc::clone(&clock), HEAD, IDLE, SEND);
+        clock.busy();
+        clock.done();
+        clock.write_blocked();
+        let blocked = Instant::now();
+        // A write that goes through in between starts the count again.
+        tokio::time::advance(SEND / 2).await;
+        clock.write_unblocked();
+        clock.write_blocked();
+        let again = Instant::now();
+        assert_eq!((&mut d).await, Expired::Send);
+        assert!(again.elapsed() >= SEND && again.elapsed() <= SEND + HEAD);
+        assert!(blocked.elapsed() > SEND);
+    }
+
     #[test]
-    fn an_http1_connection_lingers_once_it_has_answered_unless_given_up_on() {
-        let clock = Clock::http1();
+    fn a_connection_is_idle_before_its_first_byte_and_between_requests_only() {
+        let clock = Clock::opening();
+        assert_eq!(clock.idle_since(), None, "not looked at yet");
+        clock.waiting_for_first_byte();
+        assert!(clock.idle_since().is_some());
+        clock.http1();
+        assert_eq!(clock.idle_since(), None, "a head is coming");
+        clock.busy();
+        assert_eq!(clock.idle_since(), None);
+        clock.done();
+        clock.before_read();
+        assert!(clock.idle_since().is_some(), "waiting for the next head");
+        clock.after_read();
+        assert_eq!(clock.idle_since(), None);
+    }
+
+    #[test]
+    fn an_h2c_connection_is_idle_without_a_request_in_flight_even_if_it_reads() {
+        let clock = h2c_clock();
+        let since = clock.idle_since().expect("idle since the preface");
+        // A PING read: still idle, since about now.
+        clock.before_read();
+        clock.after_read();
+        assert!(clock.idle_since().is_some_and(|t| t >= since));
+        let request = InFlight::new(&clock);
+        assert_eq!(clock.idle_since(), None, "a request in flight");
+        drop(request);
+        assert!(clock.idle_since().is_some());
+    }
+
+    #[test]
+    fn an_http1_connection_lingers_once_it_has_answered_unless_given_up_on_or_closed_while_idle() {
+        let clock = http1_clock();
         assert!(!clock.lingers());
         clock.before_read();
         clock.after_read();
@@ -404,7 +581,11 @@ mod tests {
         assert!(clock.lingers());
         clock.give_up();
         assert!(!clock.lingers());
-        let h2 = Clock::h2c();
+        // Closed while idle to make room: its descriptor is freed at once.
+        clock.before_write();
+        clock.close();
+        assert!(!clock.lingers());
+        let h2 = h2c_clock();
         h2.before_write();
         assert!(!h2.lingers());
     }

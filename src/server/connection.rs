@@ -18,9 +18,9 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
-use super::clock::{Clock, Deadline, Expired};
+use super::clock::{Clock, Deadline, Expired, InFlight};
 use super::drain::Watch;
-use super::protocol::{self, Protocol, Protocols};
+use super::protocol::{self, Answered, Protocol, Protocols};
 use super::socket::Socket;
 use crate::http::response::ResponseBody;
 use crate::respond::{Respond, respond};
@@ -35,18 +35,27 @@ pub struct Shared {
     pub project: Option<String>,
     pub header_read_timeout: Duration,
     pub keepalive_timeout: Duration,
+    pub send_timeout: Duration,
 }
 
-/// Serves one accepted connection until it closes. `stopping` resolves at shutdown.
+/// Serves one accepted connection until it closes. `stopping` resolves at shutdown, or when the
+/// server needs room and this connection has been idle longest (see `super::drain`); `clock`
+/// is the one `stopping` was registered with.
 ///
 /// Generic over the stream (only ever a `TcpStream`), as [`Socket`] is: instantiated from the
 /// generic [`super::serve`], hyper's code for the connection is compiled with the binary, where
 /// each of its functions has this one caller and is inlined into it; compiled with the library
 /// it was not, and every request paid for the calls (bench/README.md).
-pub async fn serve<T>(mut stream: T, peer: SocketAddr, shared: Arc<Shared>, mut stopping: Watch)
-where
+pub async fn serve<T>(
+    mut stream: T,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    clock: Arc<Clock>,
+    mut stopping: Watch,
+) where
     T: AsFd + AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    clock.waiting_for_first_byte();
     // The header timeout (`Deadline` below) starts once the protocol is known, and `sniff`
     // waits for up to the 24-byte h2 preface: a client that sends nothing, or trickles the
     // preface, would otherwise hold the socket forever. Such a connection has no request to
@@ -63,24 +72,25 @@ where
     };
     // The header and keep-alive timeouts, one timer per connection (see `clock`). Only HTTP/1
     // requests tell the clock when they are served.
-    let clock = match protocol {
-        Protocol::Http1 => Clock::http1(),
-        Protocol::H2c => Clock::h2c(),
-    };
+    match protocol {
+        Protocol::Http1 => clock.http1(),
+        Protocol::H2c => clock.h2c(),
+    }
     let deadline = Deadline::new(
         Arc::clone(&clock),
         shared.header_read_timeout,
         shared.keepalive_timeout,
+        shared.send_timeout,
     );
     let io = Socket::new(stream, Arc::clone(&clock), sniffed);
     let served = match protocol {
         Protocol::Http1 => {
-            let service = service(Arc::clone(&shared), Some(Arc::clone(&clock)));
+            let service = http1_service(Arc::clone(&shared), Arc::clone(&clock));
             let conn = shared.protocols.http1.serve_connection(io, service);
             until_closed(conn, deadline, stopping, &clock, peer).await
         }
         Protocol::H2c => {
-            let service = service(Arc::clone(&shared), None);
+            let service = h2c_service(Arc::clone(&shared), Arc::clone(&clock));
             let conn = shared.protocols.h2c.serve_connection(io, service);
             until_closed(conn, deadline, stopping, &clock, peer).await
         }
@@ -92,11 +102,11 @@ where
     }
 }
 
-/// hyper's service for one connection: [`respond`] to each request. `clock` is an HTTP/1
-/// connection's, told when each request is being served and when its answer is done.
-fn service(
+/// hyper's service for one HTTP/1 connection: [`respond`] to each request. The connection's
+/// clock is told when each request is being served and when its answer is done.
+fn http1_service(
     shared: Arc<Shared>,
-    clock: Option<Arc<Clock>>,
+    clock: Arc<Clock>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<ResponseBody>,
@@ -104,10 +114,30 @@ fn service(
     Future = Respond,
 > {
     service_fn(move |req| {
-        let respond = respond(req, &shared.state, shared.project.as_deref());
-        match &clock {
-            Some(clock) => timed(respond, clock),
-            None => respond,
+        timed(
+            respond(req, &shared.state, shared.project.as_deref()),
+            &clock,
+        )
+    })
+}
+
+/// hyper's service for one h2c connection: [`respond`] to each request, telling the stream's
+/// send deadline when its answer is ready (`protocol::StreamExecutor`), and the connection's
+/// clock that a request is in flight until then.
+fn h2c_service(
+    shared: Arc<Shared>,
+    clock: Arc<Clock>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ResponseBody>,
+    Error = Infallible,
+    Future = Answered<Respond>,
+> {
+    service_fn(move |req| {
+        let in_flight = InFlight::new(&clock);
+        Answered {
+            respond: respond(req, &shared.state, shared.project.as_deref()),
+            _in_flight: in_flight,
         }
     })
 }
@@ -157,6 +187,7 @@ async fn until_closed<C: GracefulConnection>(
                     clock.give_up();
                     return Poll::Ready(None);
                 }
+                Poll::Ready(Expired::Send) => return unread(clock, peer),
                 // Idle for the keep-alive timeout: closed the way shutdown closes it, then
                 // polled again so that hyper acts on it.
                 Poll::Ready(Expired::Idle) => {
@@ -171,4 +202,14 @@ async fn until_closed<C: GracefulConnection>(
         }
     })
     .await
+}
+
+/// The client has not read what it was sent for the send timeout: the connection is dropped,
+/// with no lingering close (the client is not reading).
+#[cold]
+#[inline(never)]
+fn unread<T>(clock: &Clock, peer: SocketAddr) -> Poll<Option<T>> {
+    debug!(%peer, "answers unread for the send timeout, closing");
+    clock.give_up();
+    Poll::Ready(None)
 }

@@ -4,12 +4,19 @@
 //! HTTP/1.1 and HTTP/2 with prior knowledge (h2c) share one port: Cloud Run's end-to-end HTTP/2
 //! option speaks h2c to the container (<https://cloud.google.com/run/docs/configuring/http2>).
 
+use std::cell::Cell;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tracing::debug;
 
+use super::clock::InFlight;
 use crate::http::body::MAX_BODY;
 
 /// Upper bound on a request head (request line + headers), HTTP/1 and HTTP/2 alike. Proxies
@@ -95,11 +102,13 @@ impl Sniffed {
 #[derive(Debug)]
 pub struct Protocols {
     pub http1: http1::Builder,
-    pub h2c: http2::Builder<TokioExecutor>,
+    pub h2c: http2::Builder<StreamExecutor>,
 }
 
 impl Protocols {
-    pub fn new() -> Self {
+    /// The builders; an h2c stream whose answer makes no progress for `send_timeout` is reset
+    /// ([`StreamExecutor`]).
+    pub fn new(send_timeout: Duration) -> Self {
         let mut http1 = http1::Builder::new();
         http1
             // Kept per connection instead (see `clock`): hyper's own costs a timer per request.
@@ -120,7 +129,7 @@ impl Protocols {
             // chunks for `writev` (-400 instructions per request). Bodies come in 16 KiB slices,
             // so the buffer stays within `max_buf_size` (see `http::response::BODY_SLICE`).
             .writev(false);
-        let mut h2c = http2::Builder::new(TokioExecutor::new());
+        let mut h2c = http2::Builder::new(StreamExecutor { send_timeout });
         h2c.timer(TokioTimer::new())
             .max_header_list_size(MAX_HEAD_BYTES as u32)
             // hyper's defaults, set here because hyper may change them and because they bound
@@ -142,8 +151,106 @@ impl Protocols {
     }
 }
 
-impl Default for Protocols {
-    fn default() -> Self {
-        Self::new()
+/// hyper's executor for h2c streams (it spawns a task per stream): each runs under a send
+/// deadline. Once its answer is out ([`Answered`]), a stream whose task is not woken for a
+/// `send_timeout` (no window update, no body data: a client that gives the stream a window of
+/// 0) is dropped, at the latest a second `send_timeout` later. Dropping it resets the stream
+/// (`RST_STREAM` `CANCEL`) and frees its answer, with the body budget that answer holds. The
+/// connection's own send timeout (`clock::Deadline`) cannot see this: such a client keeps its
+/// connection busy with PINGs and WINDOW_UPDATEs for other streams.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamExecutor {
+    send_timeout: Duration,
+}
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, stream: F) {
+        tokio::spawn(SendDeadline {
+            stream,
+            send_timeout: self.send_timeout,
+            deadline: None,
+            progressed: false,
+        });
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A stream's task under [`StreamExecutor`]'s send deadline. A struct rather than an
+    /// `async fn`, which would move the stream's future (hyper's `H2Stream`, hundreds of bytes)
+    /// once more per stream (callgrind: +500 instructions per h2c request).
+    struct SendDeadline<F> {
+        #[pin]
+        stream: F,
+        send_timeout: Duration,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        progressed: bool,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for SendDeadline<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if let Some(sleep) = this.deadline.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                // Woken by the deadline: cut, unless woken by something else since it was
+                // armed; then look again a whole timeout later.
+                if !*this.progressed {
+                    debug!(
+                        "an h2c answer made no progress for the send timeout, resetting its stream"
+                    );
+                    return Poll::Ready(());
+                }
+                *this.progressed = false;
+                sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + *this.send_timeout);
+                let _ = sleep.as_mut().poll(cx);
+            } else {
+                *this.progressed = true;
+            }
+        }
+        ANSWERED.with(|a| a.set(false));
+        if this.stream.poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        // Answered, not done (waiting for window): the deadline starts.
+        if this.deadline.is_none() && ANSWERED.with(Cell::get) {
+            let mut sleep = Box::pin(tokio::time::sleep(*this.send_timeout));
+            let _ = sleep.as_mut().poll(cx);
+            *this.deadline = Some(sleep);
+        }
+        Poll::Pending
+    }
+}
+
+thread_local! {
+    /// Set when an h2c stream's answer is ready ([`Answered`]), for [`StreamExecutor`].
+    static ANSWERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// An h2c stream's service future, telling [`StreamExecutor`] when the answer is ready: from
+/// then on the stream is only sending, and the send deadline applies. (The service future is
+/// polled inside the stream's task, that is inside the executor's poll.) Until then it also
+/// keeps its connection from counting as idle ([`InFlight`]).
+#[derive(Debug)]
+pub struct Answered<F> {
+    pub respond: F,
+    pub _in_flight: InFlight,
+}
+
+impl<F: Future + Unpin> Future for Answered<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let polled = Pin::new(&mut self.get_mut().respond).poll(cx);
+        if polled.is_ready() {
+            ANSWERED.with(|a| a.set(true));
+        }
+        polled
     }
 }

@@ -55,6 +55,8 @@ pub struct Socket<T: AsFd> {
     /// filled with a whole `GET` instead stays just short of the 8 KiB it asks for before each
     /// read, and hyper reserves it again for every request on the connection.
     sniffed: Sniffed,
+    /// The last write found the socket full (the clock knows since when).
+    blocked: bool,
 }
 
 impl<T: AsFd> Socket<T> {
@@ -63,6 +65,7 @@ impl<T: AsFd> Socket<T> {
             io: TokioIo::new(io),
             clock,
             sniffed,
+            blocked: false,
         }
     }
 }
@@ -112,6 +115,22 @@ fn replay(sniffed: &mut Sniffed, mut buf: ReadBufCursor<'_>) {
     sniffed.consume(n);
 }
 
+impl<T: AsFd> Socket<T> {
+    /// Tells the clock when writes start finding the socket full (the client does not read
+    /// what it is sent) and when they go through again: the send timeout (`clock::Deadline`).
+    #[inline]
+    fn saw(&mut self, blocked: bool) {
+        if blocked != self.blocked {
+            self.blocked = blocked;
+            if blocked {
+                self.clock.write_blocked();
+            } else {
+                self.clock.write_unblocked();
+            }
+        }
+    }
+}
+
 impl<T: AsFd + AsyncWrite + Unpin> Write for Socket<T> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -120,7 +139,9 @@ impl<T: AsFd + AsyncWrite + Unpin> Write for Socket<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.clock.before_write();
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.saw(polled.is_pending());
+        polled
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -142,7 +163,9 @@ impl<T: AsFd + AsyncWrite + Unpin> Write for Socket<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.clock.before_write();
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.saw(polled.is_pending());
+        polled
     }
 }
 

@@ -36,9 +36,11 @@ pub struct TestServer {
 impl TestServer {
     /// With the body budget the binary would size for this machine.
     pub async fn start(config: ServerConfig) -> Self {
-        let (bytes, _) = budget::from_memory_limit(MAX_BODY);
+        let memory_limit = hyper_cloudrun::cgroup::memory_limit();
+        let (bytes, _) = budget::size(None, memory_limit, MAX_BODY);
         let state = State {
             budget: Budget::new(bytes),
+            body_read_timeout: config.body_read_timeout,
         };
         Self::with_state(config, state).await
     }
@@ -156,6 +158,30 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     send1(&mut c, request("GET", path, Bytes::new())).await
 }
 
+/// Runs the binary with `env` only until it exits (killed after 5 s, which fails the caller's
+/// exit-code assertion); returns (exit code, stdout, stderr).
+pub fn run_to_exit(env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hyper-cloudrun"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// The compiled binary, started with exactly `env` (plus nothing inherited), stdout piped.
 pub struct Process {
     pub child: Child,
@@ -168,7 +194,18 @@ pub struct Process {
 impl Process {
     /// Starts the binary with `PORT=0` unless `env` sets it, and waits for its `listening` line.
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hyper-cloudrun"));
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_hyper-cloudrun")), env)
+    }
+
+    /// [`start`](Self::start), but the binary is started by `sh -c SCRIPT`, where the script
+    /// ends with `exec "$0"` (e.g. `ulimit -n 256 && exec "$0"`).
+    pub fn start_in_shell(script: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script, env!("CARGO_BIN_EXE_hyper-cloudrun")]);
+        Self::start_command(cmd, env)
+    }
+
+    fn start_command(mut cmd: Command, env: &[(&str, &str)]) -> Self {
         cmd.env_clear()
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

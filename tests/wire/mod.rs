@@ -104,6 +104,8 @@ impl<S: AsyncRead + Unpin> Conn<S> {
             return self.broken("chunked responses are not expected here".into());
         }
         let body_len = match length {
+            // RFC 9112 §6.3: these never have a body, whatever the headers say.
+            _ if status == 204 || status == 304 || (100..200).contains(&status) => 0,
             Some(Ok(n)) => n,
             Some(Err(_)) => return self.broken("bad content-length".into()),
             None => {
