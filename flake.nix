@@ -96,6 +96,16 @@
           };
           # `nix/reproducible.sh --canary`'s image, a legacyPackages attribute (see below).
           reproducibility-canary = pkgs.callPackage ./nix/reproducibility-canary.nix { inherit image; };
+          # AWS Lambda: the `lambda` feature's binary as a provided.al2023 zip and as an image,
+          # their checks and the deploy app (nix/lambda.nix).
+          lambda = callOutputs ./nix/lambda.nix {
+            inherit
+              craneLib
+              crate
+              source
+              revision
+              ;
+          };
           imageCheck =
             img: withCaCertificates:
             pkgs.callPackage ./nix/image-check.nix {
@@ -122,6 +132,8 @@
               inherit package;
               inherit (cargoToml.package) license;
             };
+            lambda = lambda.zip;
+            image-lambda = lambda.image;
           };
 
           # legacyPackages: `nix build` and `nix eval` reach it as any output, but `nix flake check`
@@ -148,15 +160,19 @@
                 image = imageCheck image false;
                 image-tls = imageCheck image-tls true;
                 image-vm = pkgs.callPackage ./nix/vm-test.nix { inherit image; };
+                lambda = lambda.check;
+                image-lambda = lambda.imageCheck;
               }
             );
 
           devShells.default = pkgs.callPackage ./nix/shell.nix { inherit devCraneLib; };
 
-          apps = callOutputs ./nix/apps.nix {
-            inherit (crate.commonArgs) pname;
-            image = if isLinux then image else null;
-          };
+          apps =
+            callOutputs ./nix/apps.nix {
+              inherit (crate.commonArgs) pname;
+              image = if isLinux then image else null;
+            }
+            // lib.optionalAttrs isLinux { deploy-lambda = lambda.app; };
 
           # `nix fmt`: nixpkgs' nixfmt wrapper for whole trees (treefmt running nixfmt on *.nix).
           formatter = pkgs.nixfmt-tree;

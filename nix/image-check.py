@@ -21,6 +21,7 @@ The description (nix/image.nix reads the same file with lib.importJSON):
                           "/"), `mode` (octal), and for a regular file `from`: "binary" (the
                           service's static binary) or "caBundle" (the CA bundle)
   name, tagSuffix         optional: the image name (default: the crate's) and a tag suffix
+  runtime                 optional: where the image runs, for the Nix package's description only
   variants.NAME           tagSuffix, config (merged over the base config), files (added)
 The tag is the crate version plus the suffixes.
 """

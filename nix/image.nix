@@ -119,6 +119,6 @@ dockerTools.buildLayeredImage {
   };
 
   meta.description =
-    "Binary-only OCI image of ${package.pname} for Cloud Run"
+    "Binary-only OCI image of ${package.pname} for ${description.runtime or "Cloud Run"}"
     + lib.optionalString withCaCertificates ", with the CA bundle";
 }

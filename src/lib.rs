@@ -12,6 +12,8 @@
 //! - [`routes`]: the route table, a `match` on path then method, and one file per handler.
 //! - [`respond`]: one request, whatever carried it: trace span, panic → 500, `HEAD`, access line.
 //! - [`server`]: the HTTP transport: accept loop, HTTP/1.1 + h2c connections, the drain.
+//! - `lambda` (the `lambda` feature): the other transport, AWS Lambda's Runtime API through
+//!   `lambda_http`, each event answered by [`respond`].
 //! - [`listener`]: the listening socket, with an accept queue fit for bursts.
 //! - [`shutdown`]: SIGTERM / SIGINT, installed eagerly because the binary is PID 1.
 //! - [`runtime`]: a current-thread or multi-thread tokio runtime sized to the CPUs we get.
@@ -21,6 +23,8 @@ mod allocator;
 pub mod cgroup;
 pub mod config;
 pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod limits;
 pub mod listener;
 pub mod pubsub;

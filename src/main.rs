@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    #[cfg(feature = "lambda")]
+    if hyper_cloudrun::lambda::is_lambda(|name| std::env::var(name).ok()) {
+        return serve_lambda(&config);
+    }
     telemetry::init(config.log_format, config.log_filter.clone());
     let (state, server_config) = start_up_facts(&config);
 
@@ -130,4 +134,44 @@ fn startup_failed(what: &'static str, addr: Option<SocketAddr>, error: &io::Erro
         }
     }
     ExitCode::from(EXIT_STARTUP)
+}
+
+/// Lambda's lifecycle (the `lambda` feature, with `AWS_LAMBDA_RUNTIME_API` set): Lambda's
+/// settings → telemetry → runtime → invocations. No port and no signal handlers: Lambda sends
+/// no SIGTERM to a function without extensions, it freezes and ends the environment
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html>). A
+/// configuration error exits 64 before the first invocation, which Lambda reports as an init
+/// error with this line in the function's log.
+#[cfg(feature = "lambda")]
+fn serve_lambda(config: &Config) -> ExitCode {
+    use hyper_cloudrun::lambda::{self, Settings};
+    let settings = match Settings::from_lookup(config, |name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{}: {e}", env!("CARGO_PKG_NAME"));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    telemetry::init(settings.log_format, settings.log_filter.clone());
+    let rt = match lambda::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return startup_failed("cannot start the async runtime", None, &e),
+    };
+    info!(
+        body_budget = settings.body_budget,
+        version = env!("CARGO_PKG_VERSION"),
+        "serving lambda invocations"
+    );
+    let state = State {
+        budget: Budget::new(settings.body_budget),
+        // An event arrives whole: the timeout never runs out.
+        body_read_timeout: config.server.body_read_timeout,
+    };
+    match rt.block_on(lambda::run(state)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!(%error, "lambda runtime failed");
+            ExitCode::from(EXIT_STARTUP)
+        }
+    }
 }

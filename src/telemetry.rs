@@ -28,6 +28,10 @@ pub enum LogFormat {
     Json,
     /// For people at a terminal.
     Text,
+    /// One JSON object per line with the keys Lambda reads (`timestamp`, `level`) in place of
+    /// Cloud Logging's; chosen by [`crate::lambda`], never by `LOG_FORMAT`.
+    #[cfg(feature = "lambda")]
+    LambdaJson,
 }
 
 /// A parsed `RUST_LOG` (`config::parse_log_filter`): a level for every target, and levels for some
@@ -254,6 +258,23 @@ where
                     write_json_str(line, meta.target());
                     line.push_str("}\n");
                 }
+                // Lambda filters application logs on `level` and dates them by `timestamp`
+                // (RFC 3339) when the function's log format is JSON; a line without a valid
+                // `level` counts as INFO
+                // (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html>).
+                #[cfg(feature = "lambda")]
+                LogFormat::LambdaJson => {
+                    line.push_str("{\"timestamp\":\"");
+                    write_rfc3339(line, now.as_secs(), now.subsec_micros());
+                    line.push_str("\",\"level\":\"");
+                    line.push_str(lambda_level(meta.level()));
+                    line.push_str("\",\"message\":");
+                    write_json_str(line, message);
+                    line.push_str(&fields);
+                    line.push_str(",\"target\":");
+                    write_json_str(line, meta.target());
+                    line.push_str("}\n");
+                }
                 LogFormat::Text => {
                     write_rfc3339(line, now.as_secs(), now.subsec_micros());
                     let _ = write!(line, " {:>5} {}", meta.level(), message);
@@ -276,6 +297,19 @@ fn severity(level: &Level) -> &'static str {
     }
 }
 
+/// The level names of Lambda's log-level filtering (TRACE, DEBUG, INFO, WARN, ERROR, FATAL;
+/// tracing has no FATAL).
+#[cfg(feature = "lambda")]
+fn lambda_level(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
 /// Renders fields as `,"name":value` (JSON) or ` name=value` (text); the `message` field goes
 /// to `message` when the caller wants it apart.
 struct FieldWriter<'a> {
@@ -288,6 +322,12 @@ impl FieldWriter<'_> {
     fn key(&mut self, field: &Field) {
         match self.format {
             LogFormat::Json => {
+                self.out.push(',');
+                write_json_str(self.out, field.name());
+                self.out.push(':');
+            }
+            #[cfg(feature = "lambda")]
+            LogFormat::LambdaJson => {
                 self.out.push(',');
                 write_json_str(self.out, field.name());
                 self.out.push(':');
@@ -310,6 +350,8 @@ impl FieldWriter<'_> {
         self.key(field);
         match self.format {
             LogFormat::Json => write_json_str(self.out, value),
+            #[cfg(feature = "lambda")]
+            LogFormat::LambdaJson => write_json_str(self.out, value),
             LogFormat::Text => self.out.push_str(value),
         }
     }
@@ -508,6 +550,23 @@ mod tests {
         });
         assert_eq!(lines.len(), 1);
         assert!(lines[0].contains(r#""severity":"DEBUG""#) && lines[0].contains("mine"));
+    }
+
+    #[cfg(feature = "lambda")]
+    #[test]
+    fn lambda_json_lines_carry_level_timestamp_and_the_invocation_fields() {
+        let lines = capture(LogFormat::LambdaJson, "info", || {
+            let span = tracing::error_span!("invocation", requestId = "r-1");
+            let _g = span.enter();
+            warn!(status = 500u64, "careful");
+        });
+        assert!(lines[0].starts_with(r#"{"timestamp":""#), "{}", lines[0]);
+        assert!(
+            lines[0]
+                .contains(r#""level":"WARN","message":"careful","status":500,"requestId":"r-1""#),
+            "{}",
+            lines[0]
+        );
     }
 
     #[test]
