@@ -33,16 +33,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-pass=0
-ok() {
-  printf 'ok   %s\n' "$*"
-  pass=$((pass + 1))
-}
-bad() {
-  printf 'FAIL %s\n' "$*" >&2
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/tally.sh
+. "$repo/tests/tally.sh"
 
 # Stand-ins: every call appends one line, its arguments separated by '|'.
 mkdir -p "$work/bin"
@@ -467,5 +459,4 @@ gcloud|run|deploy|svc|--image|$pushed|--region|r|--update-env-vars|GOOGLE_CLOUD_
     -- svc --region r
 fi
 
-printf '%s passed, %s failed\n' "$pass" "$failures"
-[ "$failures" -eq 0 ]
+tally apps

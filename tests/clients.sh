@@ -49,19 +49,8 @@ done
 base=http://127.0.0.1:$port
 greeting_len=$(curl -fsS "$base/" | wc -c)
 
-passed=0
-failed=0
-check() { # check NAME COMMAND...: the command must exit 0
-  local name=$1
-  shift
-  if out=$("$@" 2>&1); then
-    printf 'ok   %s\n' "$name"
-    passed=$((passed + 1))
-  else
-    printf 'FAIL %s\n%s\n' "$name" "$out" >&2
-    failed=$((failed + 1))
-  fi
-}
+# shellcheck source=tests/tally.sh
+. tests/tally.sh
 
 # HEAD: the GET answer's status and headers, content-length included, and no body, on both
 # protocols (h2: no DATA frame after the HEADERS that end the stream).
@@ -168,11 +157,8 @@ status=0
 wait "$server" || status=$?
 server=
 if [ "$status" -eq 0 ]; then
-  printf 'ok   SIGTERM after the clients: exit 0\n'
-  passed=$((passed + 1))
+  ok "SIGTERM after the clients: exit 0"
 else
-  printf 'FAIL SIGTERM after the clients: exit %s\n' "$status" >&2
-  failed=$((failed + 1))
+  bad "SIGTERM after the clients: exit $status"
 fi
-printf 'clients: %s passed, %s failed\n' "$passed" "$failed"
-[ "$failed" -eq 0 ]
+tally clients

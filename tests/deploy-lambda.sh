@@ -32,16 +32,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-ok() {
-  printf 'ok   %s\n' "$*"
-  passed=$((passed + 1))
-}
-bad() {
-  printf 'FAIL %s\n' "$*" >&2
-  failed=$((failed + 1))
-}
+# shellcheck source=tests/tally.sh
+. "$repo/tests/tally.sh"
 
 zip=${1:-}
 if [ -z "$zip" ]; then
@@ -86,11 +78,6 @@ app() {
     echo "exit $status (want $want): $(cat "$work/err")"
     return 1
   }
-}
-check() { # check NAME COMMAND…
-  local name=$1
-  shift
-  if out=$("$@" 2>&1); then ok "$name"; else bad "$name: $out"; fi
 }
 json() { # json PYTHON-EXPRESSION: over `d`, the JSON on stdin; must be true
   python3 -c 'import json, sys; d = json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
@@ -157,5 +144,4 @@ check "a role that does not exist: the error after the retries, exit 1" eval \
   'app 1 fn3 --region "$region" --role arn:aws:iam::123456789012:role/nobody && grep -q "cannot be assumed by Lambda" "$work/err"'
 check "functions now: fn fn2" eval '[ "$(functions)" = "fn fn2" ]'
 
-printf '%s passed, %s failed\n' "$passed" "$failed"
-[ "$failed" -eq 0 ]
+tally deploy-lambda

@@ -22,8 +22,8 @@ fi
 binary=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-pass=0
+# shellcheck source=tests/tally.sh
+. "$repo/tests/tally.sh"
 
 # rejected NAME WANT [.ci/musl-image args…]: assembles the image, runs tests/image.sh on it
 # against the real description; it must exit non-zero with the line WANT in its output.
@@ -33,12 +33,9 @@ rejected() {
   "$repo/.ci/musl-image" --out "$work/$name.tar.gz" "$@" >/dev/null
   "$repo/tests/image.sh" "$work/$name.tar.gz" >"$work/$name.out" 2>&1 || status=$?
   if [ "$status" != 0 ] && grep -qF -- "$want" "$work/$name.out"; then
-    printf 'ok   %s: rejected (%s)\n' "$name" "$(grep -F -m1 -- "$want" "$work/$name.out")"
-    pass=$((pass + 1))
+    ok "$name: rejected ($(grep -F -m1 -- "$want" "$work/$name.out"))"
   else
-    printf 'FAIL %s: tests/image.sh exited %s without "%s":\n' "$name" "$status" "$want"
-    sed 's/^/    /' "$work/$name.out"
-    failures=$((failures + 1))
+    bad "$name: tests/image.sh exited $status without \"$want\":"$'\n'"$(sed 's/^/    /' "$work/$name.out")"
   fi
 }
 
@@ -69,5 +66,4 @@ cp -al "${CARGO_TARGET_DIR:-$repo/target}" "$work/target"
 deaf=$(cd "$work/src" && CARGO_TARGET_DIR=$work/target .ci/musl-build | tail -n 1)
 rejected sigterm-ignored "FAIL docker stop: exit code 137" --binary "$deaf"
 
-printf 'image-broken: %s passed, %s failed\n' "$pass" "$failures"
-[ "$failures" -eq 0 ]
+tally image-broken

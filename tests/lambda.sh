@@ -62,19 +62,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-check() { # check NAME COMMAND...: the command must exit 0
-  local name=$1
-  shift
-  if out=$("$@" 2>&1); then
-    printf 'ok   %s\n' "$name"
-    passed=$((passed + 1))
-  else
-    printf 'FAIL %s\n%s\n' "$name" "$out" >&2
-    failed=$((failed + 1))
-  fi
-}
+# shellcheck source=tests/tally.sh
+. tests/tally.sh
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -419,5 +408,4 @@ http_serves() {
 }
 check "without AWS_LAMBDA_RUNTIME_API: HTTP on PORT, exit 0 after SIGTERM" http_serves
 
-printf '%s passed, %s failed\n' "$passed" "$failed"
-[ "$failed" -eq 0 ]
+tally lambda

@@ -10,16 +10,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-pass=0
-ok() {
-  printf 'ok   %s\n' "$*"
-  pass=$((pass + 1))
-}
-bad() {
-  printf 'FAIL %s\n' "$*" >&2
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/tally.sh
+. "$repo/tests/tally.sh"
 
 # The store: STORE/<key>.drv builds STORE/<key>. Keys: deps (the dependency build), binary,
 # layer (image-customisation-layer.drv), conf, image, canary-layer
@@ -170,5 +162,4 @@ DIFFER="" BROKEN="conf" NO_LAYER="" run "conf.json's rebuild fails for another r
 has "another failure: says so" "$work/err" "image config \(conf\.json\): the rebuild failed for another reason"
 DIFFER="" BROKEN="" NO_LAYER="" run "unknown argument" 64 --canry
 
-printf '%s passed, %s failed\n' "$pass" "$failures"
-[ "$failures" -eq 0 ]
+tally reproducible
